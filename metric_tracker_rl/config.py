@@ -1,0 +1,204 @@
+"""Episode configuration: validation of reset arguments and the resolved anomaly plan.
+
+Anything unknown or out of range is a ``ConfigError`` with an actionable message; there
+is no silent fallback to a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl.families import ANOMALY_TYPES, SCENARIO_FAMILIES
+
+INJECTION_METHODS: tuple[str, ...] = ("metric_stddev_shift",)
+INJECTABLE_METRICS: tuple[str, ...] = (*C.EVENTS, *C.RATE_METRICS)
+MAX_INJECTIONS = 12
+MAX_STDDEV_FACTOR = 50.0
+
+
+class ConfigError(ValueError):
+    """A reset argument is unknown, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class Injection:
+    """An explicit reset-time anomaly: shift metrics by ``stddev_factor`` std-from-median."""
+
+    metric_names: tuple[str, ...]
+    dates: tuple[str, ...]
+    stddev_factor: float
+    direction: str  # "up" | "down"
+    method_name: str = "metric_stddev_shift"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method_name": self.method_name,
+            "metric_names": list(self.metric_names),
+            "dates": list(self.dates),
+            "stddev_factor": self.stddev_factor,
+            "direction": self.direction,
+        }
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """A fully resolved, validated episode configuration (hashable: used as a cache key)."""
+
+    seed: int
+    scenario_family: str
+    difficulty: str
+    anomaly_count: int
+    anomaly_density: str | None
+    end_date: dt.date = C.DEFAULT_END_DATE
+    task_id: str | None = None
+    anomaly_plan: tuple[str, ...] = field(default=())  # one anomaly type per incident
+    injections: tuple[Injection, ...] = field(default=())
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        start = self.end_date - dt.timedelta(days=C.NUM_DAYS - 1)
+        return tuple((start + dt.timedelta(days=i)).isoformat() for i in range(C.NUM_DAYS))
+
+    def visible(self) -> dict[str, Any]:
+        """The part of the config an agent may see."""
+        return {
+            "task_id": self.task_id,
+            "seed": self.seed,
+            "scenario_family": self.scenario_family,
+            "difficulty": self.difficulty,
+            "anomaly_density": self.anomaly_density,
+            "anomaly_count": self.anomaly_count,
+            "end_date": self.end_date.isoformat(),
+            "num_days": C.NUM_DAYS,
+            "start_date": self.dates[0],
+            "injections": [inj.describe() for inj in self.injections],
+        }
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"unknown {name} {value!r}; expected one of {list(allowed)}")
+    return value
+
+
+def _parse_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed < 0 or seed >= 2**63:
+        raise ConfigError(f"seed must be a non-negative integer below 2**63, got {seed}")
+    return seed
+
+
+def _parse_end_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"end_date must be an ISO date YYYY-MM-DD, got {value!r}")
+
+
+def _parse_injection(i: int, raw: Any, dates: tuple[str, ...]) -> Injection:
+    where = f"anomalies[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object, got {type(raw).__name__}")
+    known = {"method_name", "metric_name", "metric_names", "date", "dates", "stddev_factor", "direction"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown fields {unknown}; allowed: {sorted(known)}")
+    _choice(f"{where}.method_name", raw.get("method_name"), INJECTION_METHODS)
+    metrics = _one_or_many(where, raw, "metric_name", "metric_names")
+    for m in metrics:
+        _choice(f"{where} metric", m, INJECTABLE_METRICS)
+    picked = _one_or_many(where, raw, "date", "dates")
+    for d in picked:
+        if d not in dates:
+            raise ConfigError(f"{where} date {d!r} is outside the window {dates[0]}..{dates[-1]}")
+    factor = raw.get("stddev_factor")
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor):
+        raise ConfigError(f"{where}.stddev_factor must be a finite number, got {factor!r}")
+    if not 0 < factor <= MAX_STDDEV_FACTOR:
+        raise ConfigError(f"{where}.stddev_factor must be in (0, {MAX_STDDEV_FACTOR}], got {factor}")
+    direction = _choice(f"{where}.direction", raw.get("direction"), ("up", "down"))
+    return Injection(tuple(metrics), tuple(sorted(set(picked))), float(factor), direction)
+
+
+def _one_or_many(where: str, raw: dict, one: str, many: str) -> list[str]:
+    if (one in raw) == (many in raw):
+        raise ConfigError(f"{where} needs exactly one of {one!r} or {many!r}")
+    values = [raw[one]] if one in raw else raw[many]
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{where}.{many} must be a non-empty list of strings")
+    return list(dict.fromkeys(values))
+
+
+def plan_anomalies(seed: int, scenario_family: str, count: int) -> tuple[str, ...]:
+    """Which family each incident belongs to. ``mixed`` draws from all seven families."""
+    if scenario_family != "mixed":
+        return (scenario_family,) * count
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7_919, count]))
+    picks = rng.integers(0, len(ANOMALY_TYPES), size=count)
+    return tuple(ANOMALY_TYPES[int(i)] for i in picks)
+
+
+def resolve_config(
+    *,
+    seed: Any = None,
+    scenario_family: Any = None,
+    difficulty: Any = None,
+    anomaly_density: Any = None,
+    anomaly_count: Any = None,
+    anomalies: Any = None,
+    end_date: Any = None,
+    task_id: str | None = None,
+    anomaly_plan: tuple[str, ...] | None = None,
+) -> EpisodeConfig:
+    """Validate reset arguments (already merged with a task's defaults) into a config."""
+    seed_value = _parse_seed(0 if seed is None else seed)
+    family = _choice("scenario_family", scenario_family or "mixed", SCENARIO_FAMILIES)
+    level = _choice("difficulty", difficulty or "medium", C.DIFFICULTIES)
+    density = None
+    if anomaly_count is None:
+        density = _choice(
+            "anomaly_density", anomaly_density or "medium", tuple(C.ANOMALY_DENSITY_COUNTS)
+        )
+        count = C.ANOMALY_DENSITY_COUNTS[density]
+    else:
+        if isinstance(anomaly_count, bool) or not isinstance(anomaly_count, int):
+            raise ConfigError(f"anomaly_count must be an integer, got {anomaly_count!r}")
+        if not C.MIN_ANOMALY_COUNT <= anomaly_count <= C.MAX_ANOMALY_COUNT:
+            raise ConfigError(
+                f"anomaly_count must be between {C.MIN_ANOMALY_COUNT} and "
+                f"{C.MAX_ANOMALY_COUNT}, got {anomaly_count}"
+            )
+        if anomaly_density is not None:
+            _choice("anomaly_density", anomaly_density, tuple(C.ANOMALY_DENSITY_COUNTS))
+            density = anomaly_density
+        count = anomaly_count
+    end = _parse_end_date(C.DEFAULT_END_DATE if end_date is None else end_date)
+    config = EpisodeConfig(seed_value, family, level, count, density, end, task_id)
+    injections: tuple[Injection, ...] = ()
+    if anomalies is not None:
+        if not isinstance(anomalies, list) or not anomalies:
+            raise ConfigError("anomalies must be a non-empty list of injection objects")
+        if len(anomalies) > MAX_INJECTIONS:
+            raise ConfigError(f"at most {MAX_INJECTIONS} injections are allowed, got {len(anomalies)}")
+        injections = tuple(_parse_injection(i, a, config.dates) for i, a in enumerate(anomalies))
+    if injections:
+        plan: tuple[str, ...] = ()
+    elif anomaly_plan is not None:
+        plan = anomaly_plan
+        count = len(plan)
+    else:
+        plan = plan_anomalies(seed_value, family, count)
+    return EpisodeConfig(
+        seed_value, family, level, count, density, end, task_id, plan, injections
+    )

@@ -1,0 +1,132 @@
+"""Constants that define the benchmark: funnel, metrics, thresholds, noise, margins, weights.
+
+Everything a user needs to know to interpret a number lives here, in one visible place.
+Changing a value here changes the benchmark; the tests pin the important ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+# --- Window ---------------------------------------------------------------------------
+DEFAULT_END_DATE = dt.date(2026, 3, 31)  # fixed: the data never depends on the wall clock
+NUM_DAYS = 28
+HOURS = 24
+
+# --- Funnel ---------------------------------------------------------------------------
+EVENTS: tuple[str, ...] = (
+    "app_opens",
+    "menu_opens",
+    "product_added_to_cart",
+    "orders_placed",
+    "payment_successful",
+)
+NUM_EVENTS = len(EVENTS)
+NUM_STEPS = NUM_EVENTS - 1
+
+# Conversion metrics: name -> (numerator event index, denominator event index).
+CONVERSION_METRICS: dict[str, tuple[int, int]] = {
+    "app_open_to_menu_open": (1, 0),
+    "menu_open_to_product_added_to_cart": (2, 1),
+    "product_added_to_cart_to_order_placed": (3, 2),
+    "order_placed_to_payment_successful": (4, 3),
+    "app_open_to_order_placed": (3, 0),
+    "app_open_to_payment_successful": (4, 0),
+}
+RATE_METRICS: tuple[str, ...] = tuple(CONVERSION_METRICS)
+ADJACENT_RATE_METRICS: tuple[str, ...] = RATE_METRICS[:NUM_STEPS]
+END_TO_END_RATE_METRICS: tuple[str, ...] = RATE_METRICS[NUM_STEPS:]
+
+# Funnel-step entity names ("{event}_from_{previous_event}") and data-quality pair names
+# ("{event}_lte_{previous_event}"), one per step, in funnel order.
+FUNNEL_STEPS: tuple[str, ...] = tuple(
+    f"{EVENTS[i]}_from_{EVENTS[i - 1]}" for i in range(1, NUM_EVENTS)
+)
+DATA_QUALITY_PAIRS: tuple[str, ...] = tuple(
+    f"{EVENTS[i]}_lte_{EVENTS[i - 1]}" for i in range(1, NUM_EVENTS)
+)
+HOURLY_MIX_ENTITY = "app_opens:daytime_share"
+DAYTIME_HOURS = range(8, 20)  # 08:00-19:59 counts as daytime for the traffic mix
+
+# --- Clean-data shape -----------------------------------------------------------------
+BASE_DAILY_APP_OPENS = 18_000.0
+# Monday .. Sunday multipliers (weekend dip, Friday bump).
+WEEKDAY_FACTORS: tuple[float, ...] = (1.00, 0.99, 0.99, 1.01, 1.04, 0.97, 0.98)
+TREND_PER_DAY = 0.0015  # slow growth: +0.15 % a day
+# Share of a day's traffic in each hour 00..23: night low, evening peak (sums to 1).
+_HOURLY_WEIGHTS = (
+    1.2, 0.8, 0.6, 0.5, 0.6, 1.0, 2.0, 3.2, 4.2, 4.8, 5.0, 5.2,
+    5.6, 5.4, 5.0, 4.9, 5.0, 5.4, 6.2, 7.0, 7.4, 6.6, 4.6, 2.8,
+)
+HOURLY_PROFILE: tuple[float, ...] = tuple(w / sum(_HOURLY_WEIGHTS) for w in _HOURLY_WEIGHTS)
+# Nominal step conversion (fraction of the previous event that reaches the next one).
+BASE_STEP_RATES: tuple[float, ...] = (0.62, 0.36, 0.55, 0.85)
+
+DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+# Noise by difficulty: daily traffic (log-normal sigma), hourly traffic, and step
+# conversion noise in logit space (daily and hourly).
+NOISE: dict[str, dict[str, float]] = {
+    "easy": {"daily_traffic": 0.020, "hourly_traffic": 0.03, "daily_logit": 0.020, "hourly_logit": 0.03},
+    "medium": {"daily_traffic": 0.030, "hourly_traffic": 0.04, "daily_logit": 0.030, "hourly_logit": 0.04},
+    "hard": {"daily_traffic": 0.040, "hourly_traffic": 0.05, "daily_logit": 0.040, "hourly_logit": 0.05},
+}
+# Separation margin, as a fraction of each threshold: a flagged value lies beyond
+# threshold * (1 + margin), an unflagged one within threshold * (1 - margin).
+MARGIN: dict[str, float] = {"easy": 0.12, "medium": 0.08, "hard": 0.05}
+# How far beyond the flag boundary generated incidents reach (fraction of threshold):
+# easy anomalies stand out, hard ones sit close to the line.
+INCIDENT_REACH: dict[str, float] = {"easy": 1.2, "medium": 0.6, "hard": 0.3}
+
+# --- Canonical detector thresholds (public, returned by task_overview) ----------------
+# Counts: relative change of the day's count against the window median.
+COUNT_THRESHOLD_RELATIVE = 0.22
+# Conversion rates: percentage points away from the window median, per metric.
+RATE_THRESHOLD_PP: dict[str, float] = {
+    "app_open_to_menu_open": 7.5,
+    "menu_open_to_product_added_to_cart": 4.5,
+    "product_added_to_cart_to_order_placed": 6.5,
+    "order_placed_to_payment_successful": 9.0,
+    "app_open_to_order_placed": 2.2,
+    "app_open_to_payment_successful": 1.9,
+}
+# Funnel break: the day's lowest hourly step rate fell below (1 - this) x median step rate.
+FUNNEL_BREAK_RELATIVE_DROP = 0.5
+# Hourly mix: daytime share of app opens moved more than this many share points.
+HOURLY_MIX_THRESHOLD_PP = 5.0
+# Impossible counts: any excess is flagged; generated issues carry at least this many.
+DATA_QUALITY_MIN_EXCESS = 10.0
+
+# Severity from |delta| / threshold (data quality: excess as % of the predecessor's
+# daily count). A value >= a cut-off takes that level.
+SEVERITY_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
+SEVERITY_RATIO_CUTOFFS: tuple[float, ...] = (0.0, 1.5, 2.0, 3.0)
+DATA_QUALITY_SEVERITY_PCT_CUTOFFS: tuple[float, ...] = (0.0, 0.5, 2.0, 5.0)
+
+# --- Scenario sizes -------------------------------------------------------------------
+ANOMALY_DENSITY_COUNTS: dict[str, int] = {"low": 3, "medium": 5, "high": 7}
+MIN_ANOMALY_COUNT = 1
+MAX_ANOMALY_COUNT = 12
+
+# --- Budgets --------------------------------------------------------------------------
+DEFAULT_MAX_STEPS = 50
+DEFAULT_MAX_SUBMISSIONS = 3
+
+# --- Grading --------------------------------------------------------------------------
+GRADE_WEIGHTS: dict[str, float] = {
+    "precision": 0.30,
+    "recall": 0.30,
+    "anomaly_type": 0.12,
+    "detection_method": 0.10,
+    "numeric_values": 0.12,
+    "severity": 0.06,
+}
+NUMERIC_RELATIVE_TOLERANCE = 0.01  # |submitted - expected| <= max(1 % of |expected|, floor)
+NUMERIC_ABSOLUTE_FLOOR = 0.05
+EXTRA_ROW_PENALTY = 0.05  # per extra valid row beyond the matched ones
+DUPLICATE_ROW_PENALTY = 0.05  # per duplicate key
+INVALID_ROW_PENALTY = 0.05  # per row that fails validation
+MASS_SUBMISSION_FACTOR = 3  # more valid rows than this x expected ...
+MASS_SUBMISSION_PENALTY = 0.5  # ... costs this much on top
+MAX_SUBMISSION_ROWS = 500
+
+ROUND_DIGITS = 4

@@ -1,0 +1,145 @@
+"""Per-day statistics that the canonical detectors read, computed from hourly counts.
+
+Every entity of every family is one column of a flat table (see ``ENTITIES``). The
+same vectorised functions serve the generator (to place anomalies and verify the ground
+truth) and the analysis methods (to answer agents), so both always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl.families import FAMILIES
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One column of the statistics table: an (entity_type, entity_name) with its rule."""
+
+    index: int
+    entity_type: str
+    entity_name: str
+    statistic: str  # count | rate | funnel | mix | quality
+    threshold: float  # in the units of the normalised deviation, see ``deviations``
+    detection_method: str
+
+
+def _build_entities() -> tuple[Entity, ...]:
+    thresholds = {
+        "count": lambda name: C.COUNT_THRESHOLD_RELATIVE,
+        "rate": lambda name: C.RATE_THRESHOLD_PP[name],
+        "funnel": lambda name: C.FUNNEL_BREAK_RELATIVE_DROP,
+        "mix": lambda name: C.HOURLY_MIX_THRESHOLD_PP,
+        "quality": lambda name: C.DATA_QUALITY_MIN_EXCESS,
+    }
+    seen: dict[str, Entity] = {}
+    for family in FAMILIES:
+        for name in family.entity_names:
+            key = f"{family.entity_type}|{name}"
+            if key not in seen:
+                seen[key] = Entity(
+                    len(seen), family.entity_type, name, family.statistic,
+                    thresholds[family.statistic](name), family.detection_method,
+                )
+    return tuple(seen.values())
+
+
+ENTITIES: tuple[Entity, ...] = _build_entities()
+ENTITY_INDEX: dict[tuple[str, str], int] = {(e.entity_type, e.entity_name): e.index for e in ENTITIES}
+NUM_ENTITIES = len(ENTITIES)
+THRESHOLDS = np.array([e.threshold for e in ENTITIES])
+_KIND = np.array([e.statistic for e in ENTITIES])
+COUNT_COLS = np.flatnonzero(_KIND == "count")
+RATE_COLS = np.flatnonzero(_KIND == "rate")
+FUNNEL_COLS = np.flatnonzero(_KIND == "funnel")
+MIX_COLS = np.flatnonzero(_KIND == "mix")
+QUALITY_COLS = np.flatnonzero(_KIND == "quality")
+
+_NUM_IDX = np.array([n for n, _ in C.CONVERSION_METRICS.values()])
+_DEN_IDX = np.array([d for _, d in C.CONVERSION_METRICS.values()])
+_DAYTIME = np.array(list(C.DAYTIME_HOURS))
+
+
+def day_values(hourly: np.ndarray) -> np.ndarray:
+    """Statistic of every entity for each day.
+
+    ``hourly``: counts of shape (..., 24, 5). Returns (..., NUM_ENTITIES):
+    daily counts, daily rates (%), lowest hourly step rate (%, hours with impossible
+    counts excluded), daytime share of app opens (%), excess of impossible counts.
+    """
+    daily = hourly.sum(axis=-2)
+    out = np.empty(daily.shape[:-1] + (NUM_ENTITIES,))
+    out[..., COUNT_COLS] = daily
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[..., RATE_COLS] = 100.0 * daily[..., _NUM_IDX] / daily[..., _DEN_IDX]
+        upstream = hourly[..., :-1]
+        downstream = hourly[..., 1:]
+        excess = np.maximum(downstream - upstream, 0.0)
+        bad_hour = (excess > 0).any(axis=-1, keepdims=True) | (upstream <= 0)
+        step = np.where(bad_hour, np.inf, downstream / upstream)
+        out[..., FUNNEL_COLS] = 100.0 * step.min(axis=-2)
+        out[..., MIX_COLS[0]] = 100.0 * hourly[..., _DAYTIME, 0].sum(axis=-1) / daily[..., 0]
+    out[..., QUALITY_COLS] = excess.sum(axis=-2)
+    return out
+
+
+def baselines(values: np.ndarray) -> np.ndarray:
+    """Baseline of every entity over the window (axis 0 = days).
+
+    Counts, rates and the mix use the window median; a funnel step uses the median of
+    its daily step rate; impossible counts have baseline 0.
+    """
+    med = np.median(values, axis=0)
+    med[FUNNEL_COLS] = med[RATE_COLS[: C.NUM_STEPS]]
+    med[QUALITY_COLS] = 0.0
+    return med
+
+
+def deviations(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Signed deviation in threshold units: |z| > 1 means the canonical detector flags.
+
+    Counts and funnel steps are relative changes, rates and the mix are points;
+    impossible counts are the excess itself (flagged when > 0).
+    """
+    delta = values - base
+    z = delta / THRESHOLDS
+    relative = np.concatenate([COUNT_COLS, FUNNEL_COLS])
+    z[..., relative] = delta[..., relative] / (base[relative] * THRESHOLDS[relative])
+    return z
+
+
+def flags(z: np.ndarray) -> np.ndarray:
+    """The canonical detectors' verdict for every (day, entity)."""
+    flagged = np.abs(z) > 1.0
+    flagged[..., FUNNEL_COLS] = z[..., FUNNEL_COLS] < -1.0
+    flagged[..., QUALITY_COLS] = z[..., QUALITY_COLS] > 0.0
+    return flagged
+
+
+def within_margin(z: np.ndarray, margin: float) -> np.ndarray:
+    """True where a value keeps the separation margin from its threshold on both sides."""
+    a = np.abs(z)
+    ok = (a >= 1.0 + margin) | (a <= 1.0 - margin)
+    fz = z[..., FUNNEL_COLS]
+    ok[..., FUNNEL_COLS] = (fz <= -(1.0 + margin)) | (fz >= -(1.0 - margin))
+    qz = z[..., QUALITY_COLS]
+    ok[..., QUALITY_COLS] = (qz == 0.0) | (qz >= 1.0)
+    return ok
+
+
+def severity_level(z: np.ndarray, predecessor_counts: np.ndarray | None = None) -> np.ndarray:
+    """Severity index 0..3 (low..critical) from |delta| / threshold.
+
+    Impossible counts use the excess as a percentage of the predecessor's daily count
+    (``predecessor_counts`` aligned with the quality columns).
+    """
+    ratio = np.abs(z)
+    level = np.searchsorted(np.array(C.SEVERITY_RATIO_CUTOFFS), ratio, side="right") - 1
+    if predecessor_counts is not None:
+        pct = 100.0 * z[..., QUALITY_COLS] * C.DATA_QUALITY_MIN_EXCESS / predecessor_counts
+        cut = np.array(C.DATA_QUALITY_SEVERITY_PCT_CUTOFFS)
+        level[..., QUALITY_COLS] = np.searchsorted(cut, pct, side="right") - 1
+    return np.clip(level, 0, len(C.SEVERITY_LEVELS) - 1)
