@@ -166,10 +166,10 @@ def resolve_config(
     family = _choice("scenario_family", scenario_family or "mixed", SCENARIO_FAMILIES)
     level = _choice("difficulty", difficulty or "medium", C.DIFFICULTIES)
     density = None
-    if anomaly_count is None:
-        density = _choice(
-            "anomaly_density", anomaly_density or "medium", tuple(C.ANOMALY_DENSITY_COUNTS)
-        )
+    if anomaly_plan is not None:
+        count = len(anomaly_plan)
+    elif anomaly_count is None:
+        density = _choice("anomaly_density", anomaly_density or "medium", tuple(C.ANOMALY_DENSITY_COUNTS))
         count = C.ANOMALY_DENSITY_COUNTS[density]
     else:
         if isinstance(anomaly_count, bool) or not isinstance(anomaly_count, int):
@@ -196,9 +196,6 @@ def resolve_config(
         plan: tuple[str, ...] = ()
     elif anomaly_plan is not None:
         plan = anomaly_plan
-        count = len(plan)
     else:
         plan = plan_anomalies(seed_value, family, count)
-    return EpisodeConfig(
-        seed_value, family, level, count, density, end, task_id, plan, injections
-    )
+    return EpisodeConfig(seed_value, family, level, count, density, end, task_id, plan, injections)

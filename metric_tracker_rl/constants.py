@@ -39,12 +39,8 @@ END_TO_END_RATE_METRICS: tuple[str, ...] = RATE_METRICS[NUM_STEPS:]
 
 # Funnel-step entity names ("{event}_from_{previous_event}") and data-quality pair names
 # ("{event}_lte_{previous_event}"), one per step, in funnel order.
-FUNNEL_STEPS: tuple[str, ...] = tuple(
-    f"{EVENTS[i]}_from_{EVENTS[i - 1]}" for i in range(1, NUM_EVENTS)
-)
-DATA_QUALITY_PAIRS: tuple[str, ...] = tuple(
-    f"{EVENTS[i]}_lte_{EVENTS[i - 1]}" for i in range(1, NUM_EVENTS)
-)
+FUNNEL_STEPS: tuple[str, ...] = tuple(f"{EVENTS[i]}_from_{EVENTS[i - 1]}" for i in range(1, NUM_EVENTS))
+DATA_QUALITY_PAIRS: tuple[str, ...] = tuple(f"{EVENTS[i]}_lte_{EVENTS[i - 1]}" for i in range(1, NUM_EVENTS))
 HOURLY_MIX_ENTITY = "app_opens:daytime_share"
 DAYTIME_HOURS = range(8, 20)  # 08:00-19:59 counts as daytime for the traffic mix
 
@@ -55,8 +51,30 @@ WEEKDAY_FACTORS: tuple[float, ...] = (1.00, 0.99, 0.99, 1.01, 1.04, 0.97, 0.98)
 TREND_PER_DAY = 0.0015  # slow growth: +0.15 % a day
 # Share of a day's traffic in each hour 00..23: night low, evening peak (sums to 1).
 _HOURLY_WEIGHTS = (
-    1.2, 0.8, 0.6, 0.5, 0.6, 1.0, 2.0, 3.2, 4.2, 4.8, 5.0, 5.2,
-    5.6, 5.4, 5.0, 4.9, 5.0, 5.4, 6.2, 7.0, 7.4, 6.6, 4.6, 2.8,
+    1.2,
+    0.8,
+    0.6,
+    0.5,
+    0.6,
+    1.0,
+    2.0,
+    3.2,
+    4.2,
+    4.8,
+    5.0,
+    5.2,
+    5.6,
+    5.4,
+    5.0,
+    4.9,
+    5.0,
+    5.4,
+    6.2,
+    7.0,
+    7.4,
+    6.6,
+    4.6,
+    2.8,
 )
 HOURLY_PROFILE: tuple[float, ...] = tuple(w / sum(_HOURLY_WEIGHTS) for w in _HOURLY_WEIGHTS)
 # Nominal step conversion (fraction of the previous event that reaches the next one).
@@ -122,7 +140,8 @@ GRADE_WEIGHTS: dict[str, float] = {
 }
 NUMERIC_RELATIVE_TOLERANCE = 0.01  # |submitted - expected| <= max(1 % of |expected|, floor)
 NUMERIC_ABSOLUTE_FLOOR = 0.05
-EXTRA_ROW_PENALTY = 0.05  # per extra valid row beyond the matched ones
+EXTRA_ROW_PENALTY = 0.05  # per extra valid row beyond the matched ones ...
+EXTRA_ROW_PENALTY_CAP = 0.30  # ... up to this much (the mass penalty covers the rest)
 DUPLICATE_ROW_PENALTY = 0.05  # per duplicate key
 INVALID_ROW_PENALTY = 0.05  # per row that fails validation
 MASS_SUBMISSION_FACTOR = 3  # more valid rows than this x expected ...

@@ -32,38 +32,73 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family(
-        "rate_drop_from_median", "conversion_rate", C.RATE_METRICS, "compare_rate_to_median",
-        "get_rate_drop_from_median_rows", "rate", "down",
+        "rate_drop_from_median",
+        "conversion_rate",
+        C.RATE_METRICS,
+        "compare_rate_to_median",
+        "get_rate_drop_from_median_rows",
+        "rate",
+        "down",
         "A conversion rate fell below its window median for a whole day.",
     ),
     Family(
-        "rate_spike_from_median", "conversion_rate", C.RATE_METRICS, "compare_rate_to_median",
-        "get_rate_spike_from_median_rows", "rate", "up",
+        "rate_spike_from_median",
+        "conversion_rate",
+        C.RATE_METRICS,
+        "compare_rate_to_median",
+        "get_rate_spike_from_median_rows",
+        "rate",
+        "up",
         "A conversion rate rose above its window median for a whole day.",
     ),
     Family(
-        "absolute_drop_in_event_count", "event_count", C.EVENTS, "compare_count_to_median",
-        "get_absolute_drop_in_event_count_rows", "count", "down",
+        "absolute_drop_in_event_count",
+        "event_count",
+        C.EVENTS,
+        "compare_count_to_median",
+        "get_absolute_drop_in_event_count_rows",
+        "count",
+        "down",
         "A funnel event's daily count fell well below its window median.",
     ),
     Family(
-        "absolute_spike_in_event_count", "event_count", C.EVENTS, "compare_count_to_median",
-        "get_absolute_spike_in_event_count_rows", "count", "up",
+        "absolute_spike_in_event_count",
+        "event_count",
+        C.EVENTS,
+        "compare_count_to_median",
+        "get_absolute_spike_in_event_count_rows",
+        "count",
+        "up",
         "A funnel event's daily count rose well above its window median.",
     ),
     Family(
-        "funnel_break", "funnel_step", C.FUNNEL_STEPS, "detect_funnel_break",
-        "get_funnel_break_rows", "funnel", "down",
+        "funnel_break",
+        "funnel_step",
+        C.FUNNEL_STEPS,
+        "detect_funnel_break",
+        "get_funnel_break_rows",
+        "funnel",
+        "down",
         "One funnel step went down for a few hours: its hourly step rate collapsed.",
     ),
     Family(
-        "hourly_traffic_mix_shift", "hourly_mix", (C.HOURLY_MIX_ENTITY,), "hourly_rows_for_date",
-        "get_hourly_traffic_mix_shift_rows", "mix", "both",
+        "hourly_traffic_mix_shift",
+        "hourly_mix",
+        (C.HOURLY_MIX_ENTITY,),
+        "hourly_rows_for_date",
+        "get_hourly_traffic_mix_shift_rows",
+        "mix",
+        "both",
         "App-open traffic moved between daytime and night while the daily total stayed normal.",
     ),
     Family(
-        "instrumentation_data_quality_issue", "data_quality", C.DATA_QUALITY_PAIRS,
-        "check_impossible_counts", "get_instrumentation_data_quality_issue_rows", "quality", "up",
+        "instrumentation_data_quality_issue",
+        "data_quality",
+        C.DATA_QUALITY_PAIRS,
+        "check_impossible_counts",
+        "get_instrumentation_data_quality_issue_rows",
+        "quality",
+        "up",
         "Impossible counts: a funnel step logged more events than the step before it.",
     ),
 )
@@ -71,7 +106,11 @@ FAMILIES: tuple[Family, ...] = (
 FAMILY_BY_TYPE: dict[str, Family] = {f.anomaly_type: f for f in FAMILIES}
 ANOMALY_TYPES: tuple[str, ...] = tuple(FAMILY_BY_TYPE)
 ENTITY_TYPES: tuple[str, ...] = (
-    "conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality",
+    "conversion_rate",
+    "event_count",
+    "funnel_step",
+    "hourly_mix",
+    "data_quality",
 )
 ENTITY_NAMES_BY_TYPE: dict[str, tuple[str, ...]] = {
     "conversion_rate": C.RATE_METRICS,
@@ -83,7 +122,5 @@ ENTITY_NAMES_BY_TYPE: dict[str, tuple[str, ...]] = {
 ANOMALY_TYPES_BY_ENTITY_TYPE: dict[str, tuple[str, ...]] = {
     et: tuple(f.anomaly_type for f in FAMILIES if f.entity_type == et) for et in ENTITY_TYPES
 }
-DETECTION_METHOD_BY_ENTITY_TYPE: dict[str, str] = {
-    f.entity_type: f.detection_method for f in FAMILIES
-}
+DETECTION_METHOD_BY_ENTITY_TYPE: dict[str, str] = {f.entity_type: f.detection_method for f in FAMILIES}
 SCENARIO_FAMILIES: tuple[str, ...] = ("mixed", *ANOMALY_TYPES)

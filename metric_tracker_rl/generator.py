@@ -219,11 +219,20 @@ def propose_funnel(ctx: DayContext, family: Family, entity: S.Entity, rng: np.ra
     outage = (_HOURS[None, :] >= start[:, None]) & (_HOURS[None, :] < (start + length)[:, None])
     floor = 1.0 - C.FUNNEL_BREAK_RELATIVE_DROP * (1.0 + ctx.margin + 0.05)
     hourly_rate = ctx.steps[:, step]
-    phi = rng.uniform(0.05, 0.9, k)[:, None] * floor * ctx.base[S.RATE_COLS[step]] / 100.0 / hourly_rate[None, :]
+    phi = (
+        rng.uniform(0.05, 0.9, k)[:, None]
+        * floor
+        * ctx.base[S.RATE_COLS[step]]
+        / 100.0
+        / hourly_rate[None, :]
+    )
     upstream = ctx.hourly[:, step]
     expected = upstream[None, :] * hourly_rate[None, :]
     rate_col = S.RATE_COLS[step]
-    desired_daily = (ctx.base[rate_col] + C.RATE_THRESHOLD_PP[C.ADJACENT_RATE_METRICS[step]] * _inside_z(rng, k, ctx.margin) * 0.5) / 100.0
+    desired_daily = (
+        ctx.base[rate_col]
+        + C.RATE_THRESHOLD_PP[C.ADJACENT_RATE_METRICS[step]] * _inside_z(rng, k, ctx.margin) * 0.5
+    ) / 100.0
     lost = (expected * np.where(outage, phi, 0.0)).sum(axis=1)
     rest = (expected * ~outage).sum(axis=1)
     beta = (desired_daily * upstream.sum() - lost) / rest
@@ -241,7 +250,9 @@ def propose_mix(ctx: DayContext, family: Family, entity: S.Entity, rng: np.rando
     k = CANDIDATES
     sign = _signs(rng, family, k)
     share = ctx.values[entity.index] / 100.0
-    target = (ctx.base[entity.index] + entity.threshold * _target_z(rng, k, ctx.margin, ctx.reach, sign)) / 100.0
+    target = (
+        ctx.base[entity.index] + entity.threshold * _target_z(rng, k, ctx.margin, ctx.reach, sign)
+    ) / 100.0
     day_factor = target / share
     night_factor = (1.0 - target) / (1.0 - share)
     p = _uniform_proposal(k)
@@ -334,8 +345,15 @@ def _place(
         name = names[int(rng.integers(len(names)))]
         entity = S.ENTITIES[S.ENTITY_INDEX[(family.entity_type, name)]]
         ctx = DayContext(
-            day, drivers.traffic[day], drivers.steps[day], drivers.over_report[day],
-            hourly[day], values[day], base, margin, reach,
+            day,
+            drivers.traffic[day],
+            drivers.steps[day],
+            drivers.over_report[day],
+            hourly[day],
+            values[day],
+            base,
+            margin,
+            reach,
         )
         p = proposer(ctx, family, entity, rng)
         hit = _evaluate(ctx, p, entity.index)

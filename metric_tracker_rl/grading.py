@@ -172,13 +172,11 @@ def grade_submission(
     if n_expected == 0 and n_valid == 0:
         components = dict.fromkeys(components, 1.0)
     penalties = {
-        "extra_row_penalty": C.EXTRA_ROW_PENALTY * extra,
+        "extra_row_penalty": min(C.EXTRA_ROW_PENALTY * extra, C.EXTRA_ROW_PENALTY_CAP),
         "duplicate_row_penalty": C.DUPLICATE_ROW_PENALTY * checked.duplicates,
         "invalid_row_penalty": C.INVALID_ROW_PENALTY * checked.invalid,
         "mass_submission_penalty": (
-            C.MASS_SUBMISSION_PENALTY
-            if n_valid > C.MASS_SUBMISSION_FACTOR * max(n_expected, 1)
-            else 0.0
+            C.MASS_SUBMISSION_PENALTY if n_valid > C.MASS_SUBMISSION_FACTOR * max(n_expected, 1) else 0.0
         ),
     }
     if penalties["mass_submission_penalty"]:
@@ -209,9 +207,18 @@ def grade_submission(
 def _empty_breakdown(n_submitted: int, n_expected: int) -> dict[str, float | int]:
     breakdown: dict[str, float | int] = dict.fromkeys(C.GRADE_WEIGHTS, 0.0)
     breakdown.update(
-        extra_row_penalty=0.0, duplicate_row_penalty=0.0, invalid_row_penalty=0.0,
-        mass_submission_penalty=0.0, score=0.0, submitted_rows=n_submitted, valid_rows=0,
-        matched_rows=0, extra_rows=0, duplicate_rows=0, invalid_rows=0,
-        missing_rows=n_expected, expected_rows=n_expected,
+        extra_row_penalty=0.0,
+        duplicate_row_penalty=0.0,
+        invalid_row_penalty=0.0,
+        mass_submission_penalty=0.0,
+        score=0.0,
+        submitted_rows=n_submitted,
+        valid_rows=0,
+        matched_rows=0,
+        extra_rows=0,
+        duplicate_rows=0,
+        invalid_rows=0,
+        missing_rows=n_expected,
+        expected_rows=n_expected,
     )
     return breakdown

@@ -41,8 +41,12 @@ def _build_entities() -> tuple[Entity, ...]:
             key = f"{family.entity_type}|{name}"
             if key not in seen:
                 seen[key] = Entity(
-                    len(seen), family.entity_type, name, family.statistic,
-                    thresholds[family.statistic](name), family.detection_method,
+                    len(seen),
+                    family.entity_type,
+                    name,
+                    family.statistic,
+                    thresholds[family.statistic](name),
+                    family.detection_method,
                 )
     return tuple(seen.values())
 

@@ -1,0 +1,428 @@
+"""The read-only analysis methods (SPEC §6). Each is a lookup in the episode's
+precomputed statistics plus a small computation; none sees the hidden truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl import statistics as S
+from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
+from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
+from metric_tracker_rl.families import FAMILIES, Family
+from metric_tracker_rl.grading import validate_rows
+from metric_tracker_rl.rows import ROW_FIELDS
+
+ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
+DAILY_METRIC_COLS = np.concatenate([S.COUNT_COLS, S.RATE_COLS])
+
+
+# --- argument models -------------------------------------------------------------------
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NoArgs(_Args):
+    pass
+
+
+class DateArgs(_Args):
+    date: str = Field(description="ISO date YYYY-MM-DD inside the window (see list_dates)")
+
+
+class DateEntityArgs(DateArgs):
+    entity_name: str = Field(description="Entity name (see list_entities)")
+
+
+class SuspiciousArgs(_Args):
+    limit: int = Field(default=5, ge=1, le=C.NUM_DAYS, description="How many dates to return")
+
+
+class RawDataArgs(_Args):
+    limit: int = Field(default=7, ge=1, le=C.NUM_DAYS, description="How many daily rows to return")
+
+
+class RowsArgs(_Args):
+    rows: list[dict[str, Any]] = Field(
+        max_length=C.MAX_SUBMISSION_ROWS, description="Rows in the submission schema"
+    )
+
+
+class MetricArgs(_Args):
+    metric_name: str = Field(description="Any entity name: event, conversion metric, funnel step, ...")
+
+
+class GeneratorArgs(_Args):
+    metric_name: str | None = Field(default=None, description="Restrict to one entity")
+    metric_names: list[str] | None = Field(default=None, description="Restrict to these entities")
+    threshold_multiplier: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=100.0,
+        allow_inf_nan=False,
+        description="Flag where |value - median| > threshold_multiplier x std_from_median",
+    )
+
+
+class GeneratorSpec(GeneratorArgs):
+    method_name: str = Field(description="A get_*_rows generator method")
+
+
+class PayloadGeneratorArgs(_Args):
+    generator_methods: list[GeneratorSpec] = Field(min_length=1, max_length=32)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _day(episode: Episode, date: str) -> int:
+    index = episode.date_index.get(date)
+    if index is None:
+        raise MethodError(f"unknown date {date!r}; the window is {episode.dates[0]}..{episode.dates[-1]}")
+    return index
+
+
+def _entity(name: str, statistics: tuple[str, ...]) -> S.Entity:
+    entity = ENTITY_BY_NAME.get(name)
+    if entity is None or entity.statistic not in statistics:
+        allowed = [e.entity_name for e in S.ENTITIES if e.statistic in statistics]
+        raise MethodError(f"unknown entity_name {name!r}; expected one of {allowed}")
+    return entity
+
+
+def _cols(kind: str) -> np.ndarray:
+    return {
+        "count": S.COUNT_COLS,
+        "rate": S.RATE_COLS,
+        "funnel": S.FUNNEL_COLS,
+        "mix": S.MIX_COLS,
+        "quality": S.QUALITY_COLS,
+    }[kind]
+
+
+def _round(x: float) -> float:
+    return round(float(x), C.ROUND_DIGITS)
+
+
+def _daily_record(episode: Episode, day: int) -> dict[str, Any]:
+    values = episode.values[day]
+    return {
+        "date": episode.dates[day],
+        "weekday": episode.weekdays[day],
+        "counts": {e: int(values[c]) for e, c in zip(C.EVENTS, S.COUNT_COLS, strict=True)},
+        "rates_pct": {m: _round(values[c]) for m, c in zip(C.RATE_METRICS, S.RATE_COLS, strict=True)},
+    }
+
+
+# --- overview and discovery ------------------------------------------------------------
+
+
+@method("task_overview", "overview", NoArgs)
+def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
+    """Task shape: visible config, expected row count, the anomaly families with their
+    entities, detection methods and generators, public thresholds, severity cut-offs and
+    the submission row schema."""
+    return {
+        "config": episode.config.visible(),
+        "expected_row_count": len(episode.expected_rows),
+        "window": {"start": episode.dates[0], "end": episode.dates[-1], "days": len(episode.dates)},
+        "families": [
+            {
+                "anomaly_type": f.anomaly_type,
+                "entity_type": f.entity_type,
+                "detection_method": f.detection_method,
+                "generator_method": f.generator_method,
+                "description": f.description,
+            }
+            for f in FAMILIES
+        ],
+        "thresholds": {e.entity_name: threshold_description(e)["value"] for e in S.ENTITIES},
+        "threshold_units": {
+            "event_count": "relative change vs median",
+            "conversion_rate": "percentage points vs median",
+            "funnel_step": "relative drop of the lowest hourly step rate vs median step rate",
+            "hourly_mix": "share points of daytime app opens vs median",
+            "data_quality": "any excess of a step over its predecessor",
+        },
+        "severity": {
+            "levels": list(C.SEVERITY_LEVELS),
+            "ratio_of_delta_to_threshold_cutoffs": list(C.SEVERITY_RATIO_CUTOFFS),
+            "data_quality_excess_pct_of_predecessor_cutoffs": list(C.DATA_QUALITY_SEVERITY_PCT_CUTOFFS),
+        },
+        "row_schema": list(ROW_FIELDS),
+        "delta_value": "observed_value - baseline_value, values rounded to 4 decimals",
+    }
+
+
+@method("list_dates", "overview", NoArgs)
+def list_dates(episode: Episode, args: NoArgs) -> dict[str, Any]:
+    """The dates of the window with their weekdays."""
+    return {
+        "dates": [{"date": d, "weekday": w} for d, w in zip(episode.dates, episode.weekdays, strict=True)]
+    }
+
+
+@method("list_entities", "overview", NoArgs)
+def list_entities(episode: Episode, args: NoArgs) -> dict[str, Any]:
+    """Entity names by entity type, and the conversion metric definitions."""
+    by_type: dict[str, list[str]] = {}
+    for e in S.ENTITIES:
+        by_type.setdefault(e.entity_type, []).append(e.entity_name)
+    return {"entities": by_type, "conversion_metric_definitions": conversion_metric_definitions()}
+
+
+def conversion_metric_definitions() -> dict[str, str]:
+    return {
+        name: f"{C.EVENTS[num]} / {C.EVENTS[den]} * 100" for name, (num, den) in C.CONVERSION_METRICS.items()
+    }
+
+
+@method("rows_for_date", "discovery", DateArgs)
+def rows_for_date(episode: Episode, args: DateArgs) -> dict[str, Any]:
+    """The daily counts and conversion rates of one date, next to the window medians."""
+    day = _day(episode, args.date)
+    record = _daily_record(episode, day)
+    record["median_counts"] = {
+        e: _round(episode.base[c]) for e, c in zip(C.EVENTS, S.COUNT_COLS, strict=True)
+    }
+    record["median_rates_pct"] = {
+        m: _round(episode.base[c]) for m, c in zip(C.RATE_METRICS, S.RATE_COLS, strict=True)
+    }
+    return record
+
+
+@method("hourly_rows_for_date", "targeted", DateArgs)
+def hourly_rows_for_date(episode: Episode, args: DateArgs) -> dict[str, Any]:
+    """The 24 hourly rows of one date, and the hourly-mix assessment: daytime share of app
+    opens (08:00-19:59) against its median."""
+    day = _day(episode, args.date)
+    rows = [
+        {"hour": h, **{e: int(episode.hourly[day, h, i]) for i, e in enumerate(C.EVENTS)}}
+        for h in range(C.HOURS)
+    ]
+    return {
+        "date": args.date,
+        "hourly_rows": rows,
+        "assessments": [episode.assessment(day, int(c)) for c in S.MIX_COLS],
+    }
+
+
+@method("compare_rate_to_median", "targeted", DateEntityArgs)
+def compare_rate_to_median(episode: Episode, args: DateEntityArgs) -> dict[str, Any]:
+    """Assess one conversion rate on one date against its window median (percentage points)."""
+    day = _day(episode, args.date)
+    return episode.assessment(day, _entity(args.entity_name, ("rate",)).index)
+
+
+@method("compare_count_to_median", "targeted", DateEntityArgs)
+def compare_count_to_median(episode: Episode, args: DateEntityArgs) -> dict[str, Any]:
+    """Assess one event's daily count on one date against its window median (relative change)."""
+    day = _day(episode, args.date)
+    return episode.assessment(day, _entity(args.entity_name, ("count",)).index)
+
+
+@method("detect_funnel_break", "targeted", DateArgs)
+def detect_funnel_break(episode: Episode, args: DateArgs) -> dict[str, Any]:
+    """Assess every funnel step on one date: the lowest hourly step rate of the day
+    against the step's median rate (hours with impossible counts are left out)."""
+    day = _day(episode, args.date)
+    return {"date": args.date, "assessments": [episode.assessment(day, int(c)) for c in S.FUNNEL_COLS]}
+
+
+@method("check_impossible_counts", "targeted", DateArgs)
+def check_impossible_counts(episode: Episode, args: DateArgs) -> dict[str, Any]:
+    """Assess every step pair on one date for impossible counts (a step above the step
+    before it), with the hours where it happened."""
+    day = _day(episode, args.date)
+    hourly = episode.hourly[day]
+    excess = hourly[:, 1:] - hourly[:, :-1]
+    out = []
+    for k, col in enumerate(S.QUALITY_COLS):
+        item = episode.assessment(day, int(col))
+        item["hours"] = [int(h) for h in np.flatnonzero(excess[:, k] > 0)]
+        out.append(item)
+    return {"date": args.date, "assessments": out}
+
+
+@method("list_suspicious_dates", "discovery", SuspiciousArgs)
+def list_suspicious_dates(episode: Episode, args: SuspiciousArgs) -> dict[str, Any]:
+    """Dates ranked by their largest robust z-score (|value - median| / std_from_median)
+    over the daily counts and conversion rates. Daily totals only: hour-level problems
+    may not show here."""
+    scores = _robust_scores(episode)
+    top = scores.max(axis=1)
+    order = np.argsort(-top, kind="stable")[: args.limit]
+    out = []
+    for day in order:
+        col = int(DAILY_METRIC_COLS[int(np.argmax(scores[day]))])
+        out.append(
+            {
+                "date": episode.dates[day],
+                "score": _round(top[day]),
+                "top_metric": S.ENTITIES[col].entity_name,
+            }
+        )
+    return {"dates": out}
+
+
+def _robust_scores(episode: Episode) -> np.ndarray:
+    cols = DAILY_METRIC_COLS
+    spread = np.where(episode.spread[cols] > 0, episode.spread[cols], 1.0)
+    return np.abs(episode.values[:, cols] - episode.base[cols]) / spread
+
+
+@method("show_raw_data", "discovery", RawDataArgs)
+def show_raw_data(episode: Episode, args: RawDataArgs) -> dict[str, Any]:
+    """The first `limit` daily rows of the window (counts and rates)."""
+    return {"rows": [_daily_record(episode, d) for d in range(args.limit)]}
+
+
+@method("preview_submission", "submission", RowsArgs)
+def preview_submission(episode: Episode, args: RowsArgs) -> dict[str, Any]:
+    """Check rows against the submission schema without grading them: invalid rows,
+    duplicates and the rows that would be graded."""
+    checked = validate_rows(args.rows, set(episode.dates))
+    return {
+        "rows": len(args.rows),
+        "valid_rows": len(checked.rows),
+        "invalid_rows": checked.invalid,
+        "duplicate_rows": checked.duplicates,
+        "issues": checked.issues,
+    }
+
+
+# --- statistics ------------------------------------------------------------------------
+
+
+@method("get_metric_median", "statistic", MetricArgs)
+def get_metric_median(episode: Episode, args: MetricArgs) -> dict[str, Any]:
+    """The window baseline of one entity's statistic (median; 0 for impossible counts)."""
+    entity = _entity(args.metric_name, ("count", "rate", "funnel", "mix", "quality"))
+    return {"metric_name": entity.entity_name, "median": _round(episode.base[entity.index])}
+
+
+@method("get_metric_std_dev_from_median", "statistic", MetricArgs)
+def get_metric_std_dev_from_median(episode: Episode, args: MetricArgs) -> dict[str, Any]:
+    """std_dev_from_median = sqrt(mean((x - median)^2)) of one entity's daily statistic."""
+    entity = _entity(args.metric_name, ("count", "rate", "funnel", "mix", "quality"))
+    return {
+        "metric_name": entity.entity_name,
+        "median": _round(episode.base[entity.index]),
+        "std_dev_from_median": _round(episode.spread[entity.index]),
+    }
+
+
+# --- generators ------------------------------------------------------------------------
+
+ALL_KINDS = ("count", "rate", "funnel", "mix", "quality")
+
+
+def generator_rows(
+    episode: Episode,
+    args: GeneratorArgs,
+    kinds: tuple[str, ...],
+    direction: str,
+    anomaly_type: str | None,
+) -> list[dict[str, Any]]:
+    """The one generator mechanism: rows where the deviation from the baseline exceeds
+    threshold_multiplier x std_from_median on the given side. Nothing else filters them."""
+    if args.metric_name is not None and args.metric_names is not None:
+        raise MethodError("give metric_name or metric_names, not both")
+    names = [args.metric_name] if args.metric_name is not None else args.metric_names
+    if names is None:
+        cols = np.concatenate([_cols(k) for k in kinds])
+    else:
+        cols = np.array(sorted({_entity(n, kinds).index for n in names}), dtype=int)
+    delta = episode.values[:, cols] - episode.base[cols]
+    limit = args.threshold_multiplier * episode.spread[cols]
+    if direction == "up":
+        hit = delta > limit
+    elif direction == "down":
+        hit = delta < -limit
+    else:
+        hit = np.abs(delta) > limit
+    rows = []
+    for day, j in zip(*np.nonzero(hit), strict=True):
+        col = int(cols[j])
+        kind = anomaly_type or anomaly_type_for(col, float(delta[day, j]))
+        if kind == "normal":
+            continue
+        rows.append(episode.row(int(day), col, kind))
+    rows.sort(key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
+    return rows
+
+
+def _family_generator(family: Family):
+    def generate(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
+        rows = generator_rows(episode, args, (family.statistic,), family.direction, family.anomaly_type)
+        return {"rows": rows, "row_count": len(rows)}
+
+    generate.__doc__ = (
+        f"Rows of {family.anomaly_type} ({family.entity_type}): days where the {family.statistic} "
+        f"statistic deviates {'in either direction' if family.direction == 'both' else family.direction} "
+        "from its median by more than threshold_multiplier x std_from_median."
+    )
+    return generate
+
+
+for _family in FAMILIES:
+    method(_family.generator_method, "generator", GeneratorArgs)(_family_generator(_family))
+
+
+@method("get_rows_with_abs_diff_from_median_gt", "generator", GeneratorArgs)
+def get_rows_with_abs_diff_from_median_gt(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
+    """Rows for daily counts and conversion rates whose |value - median| exceeds
+    threshold_multiplier x std_from_median; the sign picks spike or drop."""
+    rows = generator_rows(episode, args, ("count", "rate"), "both", None)
+    return {"rows": rows, "row_count": len(rows)}
+
+
+@method("get_median_filter_rows", "generator", GeneratorArgs)
+def get_median_filter_rows(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
+    """The broadest filter: every entity statistic (counts, rates, funnel steps, hourly
+    mix, impossible counts) whose deviation from its median exceeds threshold_multiplier x
+    std_from_median on a side its family can flag."""
+    rows = generator_rows(episode, args, ALL_KINDS, "both", None)
+    return {"rows": rows, "row_count": len(rows)}
+
+
+GENERATOR_METHODS: tuple[str, ...] = tuple(
+    name for name, spec in REGISTRY.items() if spec.kind == "generator"
+)
+
+
+def build_payload(episode: Episode, specs: list[GeneratorSpec]) -> list[dict[str, Any]]:
+    """Run generator specs and merge their rows (first row per key wins)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        if spec.method_name not in GENERATOR_METHODS:
+            raise MethodError(
+                f"unknown generator method {spec.method_name!r}; available: {list(GENERATOR_METHODS)}"
+            )
+        args = GeneratorArgs(
+            metric_name=spec.metric_name,
+            metric_names=spec.metric_names,
+            threshold_multiplier=spec.threshold_multiplier,
+        )
+        for row in REGISTRY[spec.method_name].function(episode, args)["rows"]:
+            merged.setdefault(f"{row['date']}|{row['entity_type']}|{row['entity_name']}", row)
+    return list(merged.values())
+
+
+def parse_generator_specs(raw: Any) -> list[GeneratorSpec]:
+    """Validate a payload_generators list (the action field) with precise errors."""
+    parsed = parse_arguments("payload_generator", {"generator_methods": raw})
+    return list(parsed.generator_methods)  # type: ignore[attr-defined]
+
+
+@method("payload_generator", "submission", PayloadGeneratorArgs)
+def payload_generator(episode: Episode, args: PayloadGeneratorArgs) -> dict[str, Any]:
+    """Build (not grade) the rows that a payload_generators submission would send: each
+    entry names a get_*_rows method, optional metric_name(s) and a threshold_multiplier."""
+    rows = build_payload(episode, list(args.generator_methods))
+    return {"rows": rows, "row_count": len(rows)}

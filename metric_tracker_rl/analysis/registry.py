@@ -1,0 +1,129 @@
+"""The one registry of analysis methods.
+
+Each method is registered once with its name, description, kind and a typed argument
+model. ``available_methods``, the OpenAI/MCP tool schemas and the web debugger's controls
+are all derived from ``REGISTRY``; ``run_method`` is the single way to call a method and
+never raises: bad calls come back as an error object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from metric_tracker_rl.episode import Episode
+
+MethodKind = Literal["overview", "discovery", "targeted", "statistic", "generator", "submission"]
+
+
+class MethodError(ValueError):
+    """A method call that cannot be answered (unknown date, entity, ...)."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    description: str
+    kind: MethodKind
+    args_model: type[BaseModel]
+    function: Callable[[Episode, Any], Any]
+
+    def arguments_schema(self) -> dict[str, Any]:
+        """JSON schema of the arguments, self-contained (no $defs references)."""
+        schema = self.args_model.model_json_schema()
+        defs = schema.pop("$defs", {})
+        schema = _inline(schema, defs)
+        schema.pop("title", None)
+        schema.setdefault("properties", {})
+        schema.setdefault("required", [])
+        return schema
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "arguments": self.arguments_schema(),
+        }
+
+    def tool_schema(self) -> dict[str, Any]:
+        """OpenAI function-calling format."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.arguments_schema(),
+            },
+        }
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = defs[node["$ref"].split("/")[-1]]
+            merged = {**_inline(target, defs), **{k: v for k, v in node.items() if k != "$ref"}}
+            merged.pop("title", None)
+            return merged
+        return {k: _inline(v, defs) for k, v in node.items() if k != "title"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+REGISTRY: dict[str, MethodSpec] = {}
+
+
+def method(name: str, kind: MethodKind, args_model: type[BaseModel]):
+    """Register a method; its docstring's first paragraph is its public description."""
+
+    def register(function: Callable[[Episode, Any], Any]) -> Callable[[Episode, Any], Any]:
+        if name in REGISTRY:
+            raise RuntimeError(f"analysis method {name!r} registered twice")
+        description = " ".join((function.__doc__ or "").strip().split("\n\n")[0].split())
+        REGISTRY[name] = MethodSpec(name, description, kind, args_model, function)
+        return function
+
+    return register
+
+
+def _format_validation(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "arguments"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_arguments(name: str, args: Any) -> BaseModel:
+    """Validate arguments for a method; raises MethodError with a precise message."""
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise MethodError(f"unknown analysis method {name!r}; available: {sorted(REGISTRY)}")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise MethodError(f"analysis_args for {name!r} must be an object, got {type(args).__name__}")
+    try:
+        return spec.args_model.model_validate(args)
+    except ValidationError as err:
+        raise MethodError(f"bad arguments for {name!r}: {_format_validation(err)}") from None
+
+
+def run_method(episode: Episode, name: Any, args: Any) -> dict[str, Any]:
+    """Run one method. Returns ``{"method", "result"}`` or ``{"method", "error", ...}``."""
+    if not isinstance(name, str):
+        return {"method": None, "error": f"analysis_method must be a string, got {name!r}"}
+    try:
+        parsed = parse_arguments(name, args)
+        result = REGISTRY[name].function(episode, parsed)
+    except MethodError as err:
+        error: dict[str, Any] = {"method": name, "error": str(err)}
+        if name in REGISTRY:
+            error["arguments"] = REGISTRY[name].arguments_schema()
+        return error
+    return {"method": name, "result": result}

@@ -1,0 +1,300 @@
+"""The OpenEnv environment: reset/step/state glue around the engine, plus budgets.
+
+All the work happens in plain functions (generator, analysis methods, grader); this
+class only keeps the episode's counters and turns results into observations.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import EnvironmentMetadata
+from pydantic import ValidationError
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl.analysis import (
+    GENERATOR_METHODS,
+    MethodError,
+    available_methods,
+    build_payload,
+    conversion_metric_definitions,
+    parse_generator_specs,
+    run_method,
+)
+from metric_tracker_rl.config import ConfigError
+from metric_tracker_rl.episode import Episode, build_episode
+from metric_tracker_rl.grading import grade_submission
+from metric_tracker_rl.models import (
+    MetricTrackerRlAction,
+    MetricTrackerRlObservation,
+    MetricTrackerRlState,
+)
+from metric_tracker_rl.tasks import NAMED_TASKS, config_for
+
+DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
+RESET_ARGUMENTS = (
+    "task_id",
+    "seed",
+    "scenario_family",
+    "difficulty",
+    "anomaly_density",
+    "anomaly_count",
+    "anomalies",
+    "end_date",
+)
+
+INSTRUCTION = (
+    "Investigate four weeks of product-funnel metrics ({start}..{end}) and report every "
+    "anomaly as a row (date, entity_type, entity_name, anomaly_type, detection_method, "
+    "baseline_value, observed_value, delta_value, severity). There are {n} anomaly rows to "
+    "find. Use the analysis methods (analysis_method + analysis_args) to look at the data; "
+    "submit with classifications and/or payload_generators. Extra rows cost points. Budget: "
+    "{steps} steps, {subs} graded submissions."
+)
+
+
+def debug_enabled_from_env() -> bool:
+    return os.environ.get(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class DebugDisabledError(PermissionError):
+    """The debug snapshot was requested while the operator has not enabled debug mode."""
+
+
+class MetricTrackerRlEnvironment(
+    Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]
+):
+    """Metric-anomaly investigation benchmark (one episode per instance)."""
+
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(
+        self,
+        debug: bool | None = None,
+        max_steps: int = C.DEFAULT_MAX_STEPS,
+        max_submissions: int = C.DEFAULT_MAX_SUBMISSIONS,
+    ) -> None:
+        super().__init__()
+        self.debug = debug_enabled_from_env() if debug is None else bool(debug)
+        self.max_steps = max_steps
+        self.max_submissions = max_submissions
+        self._episode: Episode | None = None
+        self._episode_id: str | None = None
+        self._steps = 0
+        self._submissions = 0
+        self._last_score: float | None = None
+        self._done = False
+
+    # --- OpenEnv API -------------------------------------------------------------------
+
+    def reset(
+        self,
+        seed: int | None = None,
+        episode_id: str | None = None,
+        task_id: str | None = None,
+        scenario_family: str | None = None,
+        difficulty: str | None = None,
+        anomaly_density: str | None = None,
+        anomaly_count: int | None = None,
+        anomalies: list[dict[str, Any]] | None = None,
+        end_date: str | None = None,
+        **unknown: Any,
+    ) -> MetricTrackerRlObservation:
+        """Start an episode. Raises ``ConfigError`` for unknown or out-of-range arguments.
+
+        With no arguments at all, the first named task is played.
+        """
+        if unknown:
+            raise ConfigError(f"unknown reset arguments {sorted(unknown)}; allowed: {list(RESET_ARGUMENTS)}")
+        given = (seed, scenario_family, difficulty, anomaly_density, anomaly_count, anomalies, end_date)
+        if task_id is None and all(v is None for v in given):
+            task_id = next(iter(NAMED_TASKS))
+        config = config_for(
+            task_id,
+            seed=seed,
+            scenario_family=scenario_family,
+            difficulty=difficulty,
+            anomaly_density=anomaly_density,
+            anomaly_count=anomaly_count,
+            anomalies=anomalies,
+            end_date=end_date,
+        )
+        self._episode = build_episode(config)
+        self._episode_id = episode_id
+        self._steps = self._submissions = 0
+        self._last_score = None
+        self._done = False
+        episode = self._episode
+        n = len(episode.expected_rows)
+        return self._observation(
+            status="ready",
+            message="Episode ready. Start with task_overview.",
+            reward=None,
+            instruction=INSTRUCTION.format(
+                start=episode.dates[0],
+                end=episode.dates[-1],
+                n=n,
+                steps=self.max_steps,
+                subs=self.max_submissions,
+            ),
+            config=self._visible_config(),
+            available_methods=available_methods(),
+            available_synthetic_generator_methods=list(GENERATOR_METHODS),
+            available_tasks=[t.describe() for t in NAMED_TASKS.values()],
+            conversion_metric_definitions=conversion_metric_definitions(),
+        )
+
+    def step(
+        self,
+        action: MetricTrackerRlAction | dict[str, Any],
+        timeout_s: float | None = None,
+        **kwargs: Any,
+    ) -> MetricTrackerRlObservation:
+        """Run an analysis method or grade a submission. Never raises for bad input."""
+        if self._episode is None:
+            return self._error_without_episode()
+        if self._done:
+            return self._observation(
+                status="finished",
+                message="The episode is finished; call reset to start a new one.",
+                reward=self._final_reward(),
+            )
+        if not isinstance(action, MetricTrackerRlAction):
+            try:
+                action = MetricTrackerRlAction.model_validate(action)
+            except ValidationError as err:
+                self._steps += 1
+                return self._after_step(status="error", message=f"malformed action: {err.errors()[0]['msg']}")
+        self._steps += 1
+        if action.analysis_method is not None:
+            return self._analysis(action)
+        return self._submission(action)
+
+    @property
+    def state(self) -> MetricTrackerRlState:
+        return MetricTrackerRlState(
+            episode_id=self._episode_id,
+            step_count=self._steps,
+            task_id=self._episode.config.task_id if self._episode else None,
+            config=self._visible_config(),
+            submissions_used=self._submissions,
+            last_score=self._last_score,
+            done=self._done,
+        )
+
+    def get_metadata(self) -> EnvironmentMetadata:
+        return EnvironmentMetadata(
+            name="metric_tracker_rl",
+            description=(
+                "Investigate four weeks of synthetic product-funnel metrics with safe analysis "
+                "tools and submit a structured anomaly report, graded against hidden seeded "
+                "ground truth."
+            ),
+            version="0.1.0",
+        )
+
+    # --- debug (operator only) ---------------------------------------------------------
+
+    def export_debug_snapshot(self) -> dict[str, Any]:
+        """Expected rows and anomaly schedule; only when the operator enabled debug mode."""
+        if not self.debug:
+            raise DebugDisabledError(
+                "debug snapshot is disabled: construct the environment with debug=True or start "
+                f"the server with {DEBUG_ENV_VAR}=1"
+            )
+        if self._episode is None:
+            raise RuntimeError("no episode yet: call reset() first")
+        return {
+            "expected_payload": [row.model_dump() for row in self._episode.expected_rows],
+            "anomaly_schedule": self._episode.anomaly_schedule(),
+        }
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _analysis(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        assert self._episode is not None
+        result = run_method(self._episode, action.analysis_method, action.analysis_args)
+        if "error" in result:
+            return self._after_step(status="error", message=result["error"], analysis_result=result)
+        extra: dict[str, Any] = {}
+        if action.analysis_method == "preview_submission":
+            extra["submission_preview"] = result["result"]
+        return self._after_step(
+            status="analysis", message=f"{action.analysis_method} ran.", analysis_result=result, **extra
+        )
+
+    def _submission(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        episode = self._episode
+        assert episode is not None
+        try:
+            specs = parse_generator_specs(action.payload_generators) if action.payload_generators else []
+            generated = build_payload(episode, specs)
+        except MethodError as err:
+            return self._after_step(status="error", message=f"payload_generators not graded: {err}")
+        submitted = [*action.classifications, *generated]
+        grade = grade_submission(submitted, episode.expected_rows, episode.date_index)
+        self._submissions += 1
+        self._last_score = grade.score
+        if grade.score >= 1.0 or self._submissions >= self.max_submissions:
+            self._done = True
+        shown = submitted[: C.MAX_SUBMISSION_ROWS]
+        return self._after_step(
+            status="graded",
+            message=f"Submission {self._submissions}/{self.max_submissions} graded: score {grade.score:.4f}.",
+            reward=grade.score,
+            generated_rows=generated[: C.MAX_SUBMISSION_ROWS],
+            submitted_rows=[r for r in shown if isinstance(r, dict)],
+            submission_preview={
+                k: grade.breakdown[k]
+                for k in ("submitted_rows", "valid_rows", "invalid_rows", "duplicate_rows")
+            },
+            submission_issues=grade.issues,
+            reward_breakdown=grade.breakdown,
+            correct_row_count=grade.correct_row_count,
+        )
+
+    def _after_step(self, *, status: str, message: str, reward: float | None = None, **fields: Any):
+        if self._steps >= self.max_steps and not self._done:
+            self._done = True
+            message = f"{message} Step budget spent: the episode is finished."
+        if self._done:
+            reward = self._final_reward()
+        elif reward is None:
+            reward = 0.0
+        return self._observation(status=status, message=message, reward=reward, **fields)
+
+    def _final_reward(self) -> float:
+        return self._last_score if self._last_score is not None else 0.0
+
+    def _visible_config(self) -> dict[str, Any]:
+        return self._episode.config.visible() if self._episode else {}
+
+    def _observation(self, *, status: str, message: str, reward: float | None, **fields: Any):
+        episode = self._episode
+        assert episode is not None
+        fields.setdefault("instruction", "")
+        return MetricTrackerRlObservation(
+            task_id=episode.config.task_id,
+            status=status,
+            message=message,
+            reward=reward,
+            done=self._done,
+            expected_row_count=len(episode.expected_rows),
+            budget={
+                "steps_used": self._steps,
+                "max_steps": self.max_steps,
+                "submissions_used": self._submissions,
+                "max_submissions": self.max_submissions,
+            },
+            **fields,
+        )
+
+    def _error_without_episode(self) -> MetricTrackerRlObservation:
+        return MetricTrackerRlObservation(
+            status="error",
+            message="No episode: call reset (with a task_id or config) before step.",
+            reward=None,
+            done=False,
+        )

@@ -1,0 +1,149 @@
+"""An episode: generated data plus every statistic, computed once at reset.
+
+Analysis methods and the ground truth both build rows through ``Episode.row``, so the
+hidden expected rows carry exactly the values the public methods return.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl import statistics as S
+from metric_tracker_rl.config import EpisodeConfig
+from metric_tracker_rl.families import FAMILY_BY_TYPE
+from metric_tracker_rl.generator import Incident, generate
+from metric_tracker_rl.rows import AnomalyRow
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def anomaly_type_for(col: int, z: float) -> str:
+    """The family a deviation of this sign belongs to ('normal' if none flags that side)."""
+    kind = S.ENTITIES[col].statistic
+    if kind == "count":
+        return "absolute_spike_in_event_count" if z > 0 else "absolute_drop_in_event_count"
+    if kind == "rate":
+        return "rate_spike_from_median" if z > 0 else "rate_drop_from_median"
+    if kind == "funnel":
+        return "funnel_break" if z < 0 else "normal"
+    if kind == "mix":
+        return "hourly_traffic_mix_shift"
+    return "instrumentation_data_quality_issue" if z > 0 else "normal"
+
+
+@dataclass(frozen=True, eq=False)
+class Episode:
+    config: EpisodeConfig
+    dates: tuple[str, ...]
+    hourly: np.ndarray  # (days, 24, 5) int64
+    values: np.ndarray  # (days, entities) statistic per entity
+    base: np.ndarray  # (entities,) baseline (median / 0)
+    spread: np.ndarray  # (entities,) std-from-median: sqrt(mean((x - baseline)^2))
+    z: np.ndarray  # (days, entities) deviation in threshold units
+    flagged: np.ndarray  # (days, entities) canonical detector verdicts
+    severity: np.ndarray  # (days, entities) severity index
+    incidents: tuple[Incident, ...]
+
+    @cached_property
+    def date_index(self) -> dict[str, int]:
+        return {d: i for i, d in enumerate(self.dates)}
+
+    @cached_property
+    def weekdays(self) -> tuple[str, ...]:
+        return tuple(_WEEKDAYS[dt.date.fromisoformat(d).weekday()] for d in self.dates)
+
+    @cached_property
+    def expected_rows(self) -> tuple[AnomalyRow, ...]:
+        """The hidden truth: every (date, entity) a canonical detector flags."""
+        days, cols = np.nonzero(self.flagged)
+        return tuple(AnomalyRow(**self.row(int(d), int(c))) for d, c in zip(days, cols, strict=True))
+
+    def row(self, day: int, col: int, anomaly_type: str | None = None) -> dict[str, Any]:
+        """A row in the submission schema with the canonical values for (day, entity)."""
+        entity = S.ENTITIES[col]
+        baseline = round(float(self.base[col]), C.ROUND_DIGITS)
+        observed = round(float(self.values[day, col]), C.ROUND_DIGITS)
+        return {
+            "date": self.dates[day],
+            "entity_type": entity.entity_type,
+            "entity_name": entity.entity_name,
+            "anomaly_type": anomaly_type or anomaly_type_for(col, float(self.z[day, col])),
+            "detection_method": entity.detection_method,
+            "baseline_value": baseline,
+            "observed_value": observed,
+            "delta_value": round(observed - baseline, C.ROUND_DIGITS),
+            "severity": C.SEVERITY_LEVELS[int(self.severity[day, col])],
+        }
+
+    def assessment(self, day: int, col: int) -> dict[str, Any]:
+        """What a targeted detection method answers: the row, or 'normal', plus the rule."""
+        entity = S.ENTITIES[col]
+        out = self.row(day, col)
+        if not self.flagged[day, col]:
+            out["anomaly_type"] = "normal"
+        out["threshold"] = threshold_description(entity)
+        return out
+
+    def anomaly_schedule(self) -> list[dict[str, Any]]:
+        if self.config.injections:
+            return [inj.describe() for inj in self.config.injections]
+        schedule = []
+        for incident in sorted(self.incidents, key=lambda i: (i.day, i.entity)):
+            entity = S.ENTITIES[incident.entity]
+            schedule.append(
+                {
+                    "date": self.dates[incident.day],
+                    "anomaly_type": incident.anomaly_type,
+                    "entity_type": entity.entity_type,
+                    "entity_name": entity.entity_name,
+                    "detection_method": FAMILY_BY_TYPE[incident.anomaly_type].detection_method,
+                    "parameters": incident.parameters,
+                }
+            )
+        return schedule
+
+
+def threshold_description(entity: S.Entity) -> dict[str, Any]:
+    """The public rule a canonical detector applies to one entity."""
+    rules = {
+        "count": ("relative_change", "flag when |observed - baseline| / baseline > value"),
+        "rate": ("percentage_points", "flag when |observed - baseline| > value"),
+        "funnel": (
+            "relative_drop",
+            "flag when the day's lowest hourly step rate < (1 - value) x baseline",
+        ),
+        "mix": ("share_points", "flag when |daytime share - baseline| > value"),
+        "quality": ("count", "flag when the day's excess of impossible counts > 0"),
+    }
+    unit, rule = rules[entity.statistic]
+    value = 0.0 if entity.statistic == "quality" else entity.threshold
+    return {"value": value, "unit": unit, "rule": rule}
+
+
+def build_episode(config: EpisodeConfig) -> Episode:
+    """Generate (or fetch from the cache) the episode for a config."""
+    return _build_cached(config)
+
+
+@lru_cache(maxsize=256)
+def _build_cached(config: EpisodeConfig) -> Episode:
+    data = generate(config)
+    hourly = data.hourly
+    values = S.day_values(hourly.astype(np.float64))
+    base = S.baselines(values)
+    z = S.deviations(values, base)
+    predecessor = values[:, S.COUNT_COLS[:-1]]
+    for array in (hourly, values, base, z):
+        array.setflags(write=False)
+    flagged = S.flags(z)
+    severity = S.severity_level(z, predecessor)
+    spread = np.sqrt(np.mean((values - base) ** 2, axis=0))
+    for array in (flagged, severity, spread):
+        array.setflags(write=False)
+    return Episode(config, config.dates, hourly, values, base, spread, z, flagged, severity, data.incidents)

@@ -1,0 +1,77 @@
+"""Wire types: the action an agent sends and the observation it gets back (SPEC §5).
+
+Field names are kept from the earlier system so existing agents work unchanged. Rows
+arrive as plain objects so that one malformed row is reported, not the whole action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openenv.core.env_server.types import Action, Observation, State
+from pydantic import Field
+
+from metric_tracker_rl.rows import AnomalyRow
+
+__all__ = [
+    "AnomalyRow",
+    "MetricTrackerRlAction",
+    "MetricTrackerRlObservation",
+    "MetricTrackerRlState",
+]
+
+
+class MetricTrackerRlAction(Action):
+    """Either run one read-only analysis method, or submit rows for grading.
+
+    With ``analysis_method`` set, the method runs and nothing is graded. Without it, the
+    action is a submission: ``classifications`` plus the rows the server builds from
+    ``payload_generators`` are graded together.
+    """
+
+    analysis_method: str | None = Field(default=None, description="Name of an analysis method")
+    analysis_args: dict[str, Any] = Field(default_factory=dict, description="Its arguments")
+    classifications: list[dict[str, Any]] = Field(
+        default_factory=list, description="Rows to grade, in the submission schema"
+    )
+    payload_generators: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="[{method_name, metric_name?, metric_names?, threshold_multiplier}]: the "
+        "server builds these rows and grades them with the classifications",
+    )
+
+
+class MetricTrackerRlObservation(Observation):
+    """What the agent sees. Catalog fields are filled on reset and left empty on steps."""
+
+    task_id: str | None = None
+    instruction: str = ""
+    status: str = Field(default="ready", description="ready | analysis | error | graded | finished")
+    message: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    available_methods: list[dict[str, Any]] = Field(default_factory=list)
+    available_synthetic_generator_methods: list[str] = Field(default_factory=list)
+    available_tasks: list[dict[str, Any]] = Field(default_factory=list)
+    conversion_metric_definitions: dict[str, str] = Field(default_factory=dict)
+    analysis_result: dict[str, Any] | None = None
+    generated_rows: list[dict[str, Any]] = Field(default_factory=list)
+    submitted_rows: list[dict[str, Any]] = Field(default_factory=list)
+    submission_preview: dict[str, Any] = Field(default_factory=dict)
+    submission_issues: list[str] = Field(default_factory=list)
+    reward_breakdown: dict[str, Any] = Field(default_factory=dict)
+    expected_row_count: int = 0
+    correct_row_count: int = 0
+    budget: dict[str, int] = Field(
+        default_factory=dict,
+        description="steps_used, max_steps, submissions_used, max_submissions",
+    )
+
+
+class MetricTrackerRlState(State):
+    """Server-side episode state (no hidden answers)."""
+
+    task_id: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    submissions_used: int = 0
+    last_score: float | None = None
+    done: bool = False

@@ -1,0 +1,148 @@
+"""Named tasks and the fixed evaluation split.
+
+A task is a fixed reset config. Beyond them any (seed, scenario_family, difficulty,
+anomaly_density | anomaly_count) is a valid episode. Training should use seeds below
+``EVAL_SEED_BASE``; the evaluation split uses seeds from it upward, so the two never meet.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl.config import ConfigError, EpisodeConfig, resolve_config
+from metric_tracker_rl.families import SCENARIO_FAMILIES
+
+EVAL_SEED_BASE = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task_id: str
+    difficulty: str
+    description: str
+    seed: int
+    scenario_family: str
+    anomaly_plan: tuple[str, ...] = field(default=())
+    anomaly_density: str | None = None
+    anomaly_count: int | None = None
+
+    def reset_arguments(self) -> dict[str, Any]:
+        """The reset config this task stands for (plan-based tasks also fix the families)."""
+        args: dict[str, Any] = {
+            "seed": self.seed,
+            "scenario_family": self.scenario_family,
+            "difficulty": self.difficulty,
+        }
+        if self.anomaly_density is not None:
+            args["anomaly_density"] = self.anomaly_density
+        if self.anomaly_count is not None:
+            args["anomaly_count"] = self.anomaly_count
+        return args
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "difficulty": self.difficulty,
+            "description": self.description,
+            "anomaly_rows": len(self.anomaly_plan) or self.anomaly_count,
+        }
+
+
+NAMED_TASKS: dict[str, TaskSpec] = {
+    t.task_id: t
+    for t in (
+        TaskSpec(
+            "easy_single_spike",
+            "easy",
+            "Two conversion-rate spikes, well separated from the noise.",
+            seed=1_001,
+            scenario_family="rate_spike_from_median",
+            anomaly_plan=("rate_spike_from_median", "rate_spike_from_median"),
+        ),
+        TaskSpec(
+            "medium_mixed_pair",
+            "medium",
+            "Three anomalies mixing event-count and conversion-rate signals.",
+            seed=2_002,
+            scenario_family="mixed",
+            anomaly_plan=(
+                "absolute_spike_in_event_count",
+                "rate_drop_from_median",
+                "absolute_drop_in_event_count",
+            ),
+        ),
+        TaskSpec(
+            "hard_mixed_multi",
+            "hard",
+            "Four anomalies from four families, including hour-level ones, with weak separation.",
+            seed=3_003,
+            scenario_family="mixed",
+            anomaly_plan=(
+                "funnel_break",
+                "rate_drop_from_median",
+                "hourly_traffic_mix_shift",
+                "instrumentation_data_quality_issue",
+            ),
+        ),
+    )
+}
+
+
+def _eval_split() -> tuple[dict[str, Any], ...]:
+    combos = itertools.product(SCENARIO_FAMILIES, C.DIFFICULTIES, tuple(C.ANOMALY_DENSITY_COUNTS))
+    return tuple(
+        {
+            "seed": EVAL_SEED_BASE + i,
+            "scenario_family": family,
+            "difficulty": difficulty,
+            "anomaly_density": density,
+        }
+        for i, (family, difficulty, density) in enumerate(combos)
+    )
+
+
+# 8 scenario families x 3 difficulties x 3 densities = 72 fixed configs.
+EVAL_SPLIT: tuple[dict[str, Any], ...] = _eval_split()
+
+
+def config_for(
+    task_id: str | None = None,
+    *,
+    seed: Any = None,
+    scenario_family: Any = None,
+    difficulty: Any = None,
+    anomaly_density: Any = None,
+    anomaly_count: Any = None,
+    anomalies: Any = None,
+    end_date: Any = None,
+) -> EpisodeConfig:
+    """Resolve reset arguments, starting from a named task's config when one is given.
+
+    Explicit arguments override the task's; changing its family or size drops the task's
+    fixed family plan.
+    """
+    plan = None
+    if task_id is not None:
+        task = NAMED_TASKS.get(task_id) if isinstance(task_id, str) else None
+        if task is None:
+            raise ConfigError(f"unknown task_id {task_id!r}; expected one of {list(NAMED_TASKS)}")
+        base = task.reset_arguments()
+        if scenario_family is None and anomaly_count is None and anomaly_density is None:
+            plan = task.anomaly_plan or None
+        seed = base["seed"] if seed is None else seed
+        scenario_family = scenario_family or base["scenario_family"]
+        difficulty = difficulty or base["difficulty"]
+    return resolve_config(
+        seed=seed,
+        scenario_family=scenario_family,
+        difficulty=difficulty,
+        anomaly_density=anomaly_density,
+        anomaly_count=anomaly_count,
+        anomalies=anomalies,
+        end_date=end_date,
+        task_id=task_id,
+        anomaly_plan=plan,
+    )
