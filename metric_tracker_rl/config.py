@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ class EpisodeConfig:
     anomaly_plan: tuple[str, ...] = field(default=())  # one anomaly type per incident
     injections: tuple[Injection, ...] = field(default=())
 
-    @property
+    @cached_property
     def dates(self) -> tuple[str, ...]:
         start = self.end_date - dt.timedelta(days=C.NUM_DAYS - 1)
         return tuple((start + dt.timedelta(days=i)).isoformat() for i in range(C.NUM_DAYS))

@@ -27,7 +27,7 @@ from metric_tracker_rl.config import EpisodeConfig, Injection
 from metric_tracker_rl.families import FAMILY_BY_TYPE, Family
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
-CANDIDATES = 32  # multiplier proposals evaluated at once per (day, entity)
+CANDIDATES = 16  # multiplier proposals evaluated at once per (day, entity)
 PLACEMENT_TRIES = 24  # (day, entity) pairs tried per incident
 REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 
@@ -325,9 +325,27 @@ def _evaluate(ctx: DayContext, p: Proposal, target: int) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
+@dataclass
+class Workspace:
+    """Drivers plus the counts and statistics they produce, updated one day at a time."""
+
+    drivers: Drivers
+    hourly: np.ndarray  # (days, 24, 5)
+    values: np.ndarray  # (days, entities)
+
+    @classmethod
+    def from_drivers(cls, drivers: Drivers) -> Workspace:
+        hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
+        return cls(drivers, hourly, S.day_values(hourly))
+
+    def refresh(self, day: int) -> None:
+        d = self.drivers
+        self.hourly[day] = cascade(d.traffic[day], d.steps[day], d.over_report[day])
+        self.values[day] = S.day_values(self.hourly[day])
+
+
 def _place(
-    drivers: Drivers,
-    hourly: np.ndarray,
+    work: Workspace,
     family: Family,
     free_days: list[int],
     config: EpisodeConfig,
@@ -335,8 +353,8 @@ def _place(
     entity_names: tuple[str, ...] | None = None,
 ) -> Incident | None:
     names = entity_names or family.entity_names
-    values = S.day_values(hourly)
-    base = S.baselines(values)
+    drivers = work.drivers
+    base = S.baselines(work.values)
     margin = C.MARGIN[config.difficulty]
     reach = C.INCIDENT_REACH[config.difficulty]
     proposer = PROPOSERS[family.statistic]
@@ -349,8 +367,8 @@ def _place(
             drivers.traffic[day],
             drivers.steps[day],
             drivers.over_report[day],
-            hourly[day],
-            values[day],
+            work.hourly[day],
+            work.values[day],
             base,
             margin,
             reach,
@@ -362,6 +380,7 @@ def _place(
         drivers.traffic[day] *= p.traffic[hit]
         drivers.steps[day] *= p.steps[hit]
         drivers.over_report[day] = np.maximum(drivers.over_report[day], p.over_report[hit])
+        work.refresh(day)
         return Incident(family.anomaly_type, day, entity.index, p.parameters[hit])
     return None
 
@@ -399,72 +418,71 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     margin = C.MARGIN[config.difficulty]
     for attempt in range(MAX_ATTEMPTS):
         rng = _rng(config, attempt, 0)
-        drivers = clean_drivers(config, rng)
-        hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
-        values = S.day_values(hourly)
-        z = S.deviations(values, S.baselines(values))
+        work = Workspace.from_drivers(clean_drivers(config, rng))
+        z = S.deviations(work.values, S.baselines(work.values))
         if S.flags(z).any() or not S.within_margin(z, margin).all():
             continue  # noise alone came too close to a threshold: re-draw
+        drivers = work.drivers
         if config.injections:
             for injection in config.injections:
-                _inject(drivers, hourly, injection, config.dates)
-                hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
-            return GeneratedData(hourly.astype(np.int64), (), attempt)
+                _inject(drivers, work.hourly, injection, config.dates)
+                work = Workspace.from_drivers(drivers)
+            return GeneratedData(work.hourly.astype(np.int64), (), attempt)
         clean = Drivers(drivers.traffic.copy(), drivers.steps.copy(), drivers.over_report.copy())
-        placed = _place_all(config, drivers, hourly, rng)
+        placed = _place_all(config, work, rng)
         for _ in range(REFINE_ROUNDS):
             if placed is None:
                 break
-            hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
-            if _verified(hourly, placed, margin):
-                return GeneratedData(hourly.astype(np.int64), placed, attempt)
-            placed = _refine(config, clean, drivers, placed, rng)
+            if _verified(work, placed, margin):
+                return GeneratedData(work.hourly.astype(np.int64), placed, attempt)
+            placed = _refine(config, clean, work, placed, rng)
     raise GenerationError(f"could not generate a verified episode for {config}")
 
 
 def _place_all(
-    config: EpisodeConfig, drivers: Drivers, hourly: np.ndarray, rng: np.random.Generator
+    config: EpisodeConfig, work: Workspace, rng: np.random.Generator
 ) -> tuple[Incident, ...] | None:
     free_days = list(range(C.NUM_DAYS))
     placed: list[Incident] = []
     for anomaly_type in config.anomaly_plan:
-        incident = _place(drivers, hourly, FAMILY_BY_TYPE[anomaly_type], free_days, config, rng)
+        incident = _place(work, FAMILY_BY_TYPE[anomaly_type], free_days, config, rng)
         if incident is None:
             return None
         placed.append(incident)
         free_days.remove(incident.day)
-        hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
     return tuple(placed)
 
 
 def _refine(
     config: EpisodeConfig,
     clean: Drivers,
-    drivers: Drivers,
+    work: Workspace,
     placed: tuple[Incident, ...],
     rng: np.random.Generator,
 ) -> tuple[Incident, ...] | None:
     """Re-place each incident on its own day and entity against the baselines that the
     other incidents produced (many same-direction incidents move the window medians)."""
     refined: list[Incident] = []
+    drivers = work.drivers
     for incident in placed:
         day = incident.day
         drivers.traffic[day] = clean.traffic[day]
         drivers.steps[day] = clean.steps[day]
         drivers.over_report[day] = clean.over_report[day]
-        hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
+        work.refresh(day)
         entity = S.ENTITIES[incident.entity]
         family = FAMILY_BY_TYPE[incident.anomaly_type]
-        again = _place(drivers, hourly, family, [day], config, rng, (entity.entity_name,))
+        again = _place(work, family, [day], config, rng, (entity.entity_name,))
         if again is None:
             return None
         refined.append(again)
     return tuple(refined)
 
 
-def _verified(hourly: np.ndarray, incidents: tuple[Incident, ...], margin: float) -> bool:
+def _verified(work: Workspace, incidents: tuple[Incident, ...], margin: float) -> bool:
     """Final check on the finished data: flags are exactly the incidents, with margins."""
-    values = S.day_values(hourly)
+    work.hourly = cascade(work.drivers.traffic, work.drivers.steps, work.drivers.over_report)
+    values = work.values = S.day_values(work.hourly)
     z = S.deviations(values, S.baselines(values))
     expected = np.zeros_like(z, dtype=bool)
     for incident in incidents:

@@ -1,5 +1,7 @@
 """Read-only analysis methods and the one registry they are defined in."""
 
+from functools import cache
+
 from metric_tracker_rl.analysis import methods as _methods  # noqa: F401  (registers methods)
 from metric_tracker_rl.analysis.methods import (
     GENERATOR_METHODS,
@@ -16,14 +18,22 @@ from metric_tracker_rl.analysis.registry import (
 )
 
 
+@cache
+def _catalog() -> tuple[tuple[dict, ...], tuple[dict, ...]]:
+    return (
+        tuple(spec.describe() for spec in REGISTRY.values()),
+        tuple(spec.tool_schema() for spec in REGISTRY.values()),
+    )
+
+
 def available_methods() -> list[dict]:
-    """Every method with its description, kind and JSON-schema arguments."""
-    return [spec.describe() for spec in REGISTRY.values()]
+    """Every method with its description, kind and JSON-schema arguments (built once)."""
+    return list(_catalog()[0])
 
 
 def tool_schemas() -> list[dict]:
-    """OpenAI function-calling tool schemas, one per method."""
-    return [spec.tool_schema() for spec in REGISTRY.values()]
+    """OpenAI function-calling tool schemas, one per method (built once)."""
+    return list(_catalog()[1])
 
 
 __all__ = [

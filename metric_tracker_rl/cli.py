@@ -1,0 +1,98 @@
+"""Command line: ``metric-tracker <command>``.
+
+Each subcommand is a small function on the shared ``app``. Module import stays cheap
+(no OpenEnv, no episode generation): commands import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    name="metric-tracker",
+    help="metric_tracker_rl: investigate synthetic product-funnel metrics, submit a graded anomaly report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """metric_tracker_rl command line."""
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+def tasks_catalog() -> dict[str, Any]:
+    """The named tasks and a summary of the evaluation split, as plain JSON-ready data."""
+    from metric_tracker_rl.tasks import EVAL_SEED_BASE, EVAL_SPLIT, NAMED_TASKS
+
+    named = [task.describe() for task in NAMED_TASKS.values()]
+    seeds = [config["seed"] for config in EVAL_SPLIT]
+    split = {
+        "count": len(EVAL_SPLIT),
+        "seed_min": min(seeds),
+        "seed_max": max(seeds),
+        "scenario_families": _ordered_unique(c["scenario_family"] for c in EVAL_SPLIT),
+        "difficulties": _ordered_unique(c["difficulty"] for c in EVAL_SPLIT),
+        "anomaly_densities": _ordered_unique(c["anomaly_density"] for c in EVAL_SPLIT),
+        "configs": [dict(config) for config in EVAL_SPLIT],
+    }
+    return {
+        "named_tasks": named,
+        "evaluation_split": split,
+        "training_seeds": {"below": EVAL_SEED_BASE},
+    }
+
+
+def _ordered_unique(values: Any) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+@app.command("tasks")
+def tasks(
+    as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON (sorted keys)."),
+) -> None:
+    """List the named tasks and the evaluation split."""
+    catalog = tasks_catalog()
+    if as_json:
+        typer.echo(json.dumps(catalog, indent=2, sort_keys=True))
+        return
+    _print_tasks_tables(catalog)
+
+
+def _print_tasks_tables(catalog: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    named = Table(title="Named tasks", title_justify="left")
+    named.add_column("task_id", style="bold", no_wrap=True)
+    named.add_column("difficulty", no_wrap=True)
+    named.add_column("anomaly rows", justify="right")
+    named.add_column("description")
+    for task in catalog["named_tasks"]:
+        named.add_row(task["task_id"], task["difficulty"], str(task["anomaly_rows"]), task["description"])
+    console.print(named)
+
+    split = catalog["evaluation_split"]
+    summary = Table(title="Evaluation split", title_justify="left", show_header=False)
+    summary.add_column("field", style="bold", no_wrap=True)
+    summary.add_column("value")
+    summary.add_row("configs", str(split["count"]))
+    summary.add_row("seeds", f"{split['seed_min']} .. {split['seed_max']}")
+    summary.add_row("scenario families", ", ".join(split["scenario_families"]))
+    summary.add_row("difficulties", ", ".join(split["difficulties"]))
+    summary.add_row("anomaly densities", ", ".join(split["anomaly_densities"]))
+    summary.add_row("training seeds", f"below {catalog['training_seeds']['below']}")
+    console.print(summary)
+    console.print("Full list of configs: metric-tracker tasks --json", style="dim")
+
+
+if __name__ == "__main__":
+    app()

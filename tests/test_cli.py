@@ -1,0 +1,101 @@
+"""The command line: ``metric-tracker tasks`` as tables and as JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from metric_tracker_rl.cli import app
+from metric_tracker_rl.tasks import EVAL_SEED_BASE, EVAL_SPLIT, NAMED_TASKS
+
+runner = CliRunner()
+TASK_IDS = ("easy_single_spike", "medium_mixed_pair", "hard_mixed_multi")
+
+
+def test_named_tasks_are_the_three_of_the_spec() -> None:
+    assert set(TASK_IDS) <= set(NAMED_TASKS)
+
+
+def test_tasks_prints_named_tasks_and_split_tables() -> None:
+    result = runner.invoke(app, ["tasks"])
+    assert result.exit_code == 0, result.output
+    assert "Named tasks" in result.output
+    assert "Evaluation split" in result.output
+    for task in NAMED_TASKS.values():
+        assert task.task_id in result.output
+        assert task.difficulty in result.output
+    assert str(len(EVAL_SPLIT)) in result.output
+    assert str(EVAL_SEED_BASE) in result.output
+
+
+def test_tasks_json_is_valid_and_complete() -> None:
+    result = runner.invoke(app, ["tasks", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    named = {task["task_id"]: task for task in data["named_tasks"]}
+    assert set(TASK_IDS) <= set(named)
+    for task_id, task in named.items():
+        spec = NAMED_TASKS[task_id]
+        assert task["difficulty"] == spec.difficulty
+        assert task["anomaly_rows"] == len(spec.anomaly_plan)
+        assert task["description"] == spec.description
+    split = data["evaluation_split"]
+    assert split["count"] == len(EVAL_SPLIT) == len(split["configs"])
+    assert split["configs"] == [dict(config) for config in EVAL_SPLIT]
+    assert split["seed_min"] == EVAL_SEED_BASE
+    assert split["seed_max"] == max(config["seed"] for config in EVAL_SPLIT)
+    assert set(split["difficulties"]) == {"easy", "medium", "hard"}
+    assert "mixed" in split["scenario_families"]
+    assert data["training_seeds"] == {"below": EVAL_SEED_BASE}
+
+
+def test_tasks_json_is_deterministic_with_sorted_keys() -> None:
+    first = runner.invoke(app, ["tasks", "--json"]).output
+    second = runner.invoke(app, ["tasks", "--json"]).output
+    assert first == second
+    data = json.loads(first)
+    assert first.strip() == json.dumps(data, indent=2, sort_keys=True)
+
+
+def test_named_task_anomaly_rows_match_the_environment() -> None:
+    """The catalog's row counts are what a reset of each task really hides."""
+    from metric_tracker_rl.episode import build_episode
+    from metric_tracker_rl.tasks import config_for
+
+    data = json.loads(runner.invoke(app, ["tasks", "--json"]).output)
+    for task in data["named_tasks"]:
+        episode = build_episode(config_for(task["task_id"]))
+        assert len(episode.expected_rows) == task["anomaly_rows"]
+
+
+def test_no_arguments_shows_help() -> None:
+    result = runner.invoke(app, [])
+    assert "tasks" in result.output
+
+
+def test_unknown_command_fails() -> None:
+    result = runner.invoke(app, ["no-such-command"])
+    assert result.exit_code != 0
+
+
+def test_importing_the_cli_does_not_load_openenv() -> None:
+    code = "import sys, metric_tracker_rl.cli; print(any(m.startswith('openenv') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("args", [["tasks"], ["tasks", "--json"]])
+def test_module_entry_point_runs(args: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "metric_tracker_rl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    for task_id in TASK_IDS:
+        assert task_id in out.stdout
