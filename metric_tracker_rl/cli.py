@@ -94,5 +94,71 @@ def _print_tasks_tables(catalog: dict[str, Any]) -> None:
     console.print("Full list of configs: metric-tracker tasks --json", style="dim")
 
 
+# --- methods ---------------------------------------------------------------------------
+
+
+def methods_catalog() -> list[dict[str, Any]]:
+    """Every analysis method from the registry: name, kind, arguments, description."""
+    from metric_tracker_rl.analysis import available_methods
+
+    return available_methods()
+
+
+def argument_list(schema: dict[str, Any]) -> list[str]:
+    """Arguments of a method: required names bare, optional ones ``name=default`` or ``name?``."""
+    required = set(schema.get("required", []))
+    parts = []
+    for name, prop in schema.get("properties", {}).items():
+        if name in required:
+            parts.append(name)
+        elif prop.get("default") is not None:
+            parts.append(f"{name}={prop['default']}")
+        else:
+            parts.append(f"{name}?")
+    return parts
+
+
+def methods_markdown(methods: list[dict[str, Any]]) -> str:
+    """The methods as a Markdown table (the README's table is this output)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| method | kind | arguments | description |", "|---|---|---|---|"]
+    for m in methods:
+        shown = ", ".join(f"`{a}`" for a in argument_list(m["arguments"])) or "none"
+        lines.append(f"| `{m['name']}` | {m['kind']} | {cell(shown)} | {cell(m['description'])} |")
+    return "\n".join(lines)
+
+
+@app.command("methods")
+def methods(
+    as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON (with argument schemas)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
+) -> None:
+    """List the read-only analysis methods agents can call."""
+    catalog = methods_catalog()
+    if as_json:
+        typer.echo(json.dumps(catalog, indent=2, sort_keys=True))
+        return
+    if markdown:
+        typer.echo(methods_markdown(catalog))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console = Console()
+    console.print("[bold]Analysis methods[/]", f"({len(catalog)})")
+    for m in catalog:
+        arguments = ", ".join(argument_list(m["arguments"])) or "no arguments"
+        console.print(
+            f"[bold]{escape(m['name'])}[/]  [cyan]{escape(m['kind'])}[/]  ({escape(arguments)})",
+            highlight=False,
+        )
+        console.print(Padding(Text(m["description"], style="dim"), (0, 0, 0, 4)))
+
+
 if __name__ == "__main__":
     app()

@@ -21,6 +21,8 @@ INJECTION_METHODS: tuple[str, ...] = ("metric_stddev_shift",)
 INJECTABLE_METRICS: tuple[str, ...] = (*C.EVENTS, *C.RATE_METRICS)
 MAX_INJECTIONS = 12
 MAX_STDDEV_FACTOR = 50.0
+MIN_END_DATE = dt.date(2000, 1, 1)
+MAX_END_DATE = dt.date(2100, 12, 31)
 
 
 class ConfigError(ValueError):
@@ -96,15 +98,28 @@ def _parse_seed(seed: Any) -> int:
     return seed
 
 
+def _default(value: Any, default: str) -> Any:
+    """None means 'use the default'; anything else is validated as given."""
+    return default if value is None else value
+
+
 def _parse_end_date(value: Any) -> dt.date:
+    parsed = None
     if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
+        parsed = value
+    elif isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            parsed = dt.date.fromisoformat(value)
         except ValueError:
-            pass
-    raise ConfigError(f"end_date must be an ISO date YYYY-MM-DD, got {value!r}")
+            parsed = None
+    if parsed is None:
+        raise ConfigError(f"end_date must be an ISO date YYYY-MM-DD, got {value!r}")
+    if not MIN_END_DATE <= parsed <= MAX_END_DATE:
+        raise ConfigError(
+            f"end_date must be between {MIN_END_DATE.isoformat()} and {MAX_END_DATE.isoformat()}, "
+            f"got {parsed.isoformat()}"
+        )
+    return parsed
 
 
 def _parse_injection(i: int, raw: Any, dates: tuple[str, ...]) -> Injection:
@@ -164,13 +179,15 @@ def resolve_config(
 ) -> EpisodeConfig:
     """Validate reset arguments (already merged with a task's defaults) into a config."""
     seed_value = _parse_seed(0 if seed is None else seed)
-    family = _choice("scenario_family", scenario_family or "mixed", SCENARIO_FAMILIES)
-    level = _choice("difficulty", difficulty or "medium", C.DIFFICULTIES)
+    family = _choice("scenario_family", _default(scenario_family, "mixed"), SCENARIO_FAMILIES)
+    level = _choice("difficulty", _default(difficulty, "medium"), C.DIFFICULTIES)
     density = None
     if anomaly_plan is not None:
         count = len(anomaly_plan)
     elif anomaly_count is None:
-        density = _choice("anomaly_density", anomaly_density or "medium", tuple(C.ANOMALY_DENSITY_COUNTS))
+        density = _choice(
+            "anomaly_density", _default(anomaly_density, "medium"), tuple(C.ANOMALY_DENSITY_COUNTS)
+        )
         count = C.ANOMALY_DENSITY_COUNTS[density]
     else:
         if isinstance(anomaly_count, bool) or not isinstance(anomaly_count, int):

@@ -144,6 +144,7 @@ class MetricTrackerRlEnvironment(
             available_synthetic_generator_methods=list(GENERATOR_METHODS),
             available_tasks=[t.describe() for t in NAMED_TASKS.values()],
             conversion_metric_definitions=conversion_metric_definitions(),
+            applied_synthetic_generators=episode.applied_synthetic_generators(),
         )
 
     def step(
@@ -269,7 +270,7 @@ class MetricTrackerRlEnvironment(
         return self._last_score if self._last_score is not None else 0.0
 
     def _visible_config(self) -> dict[str, Any]:
-        return self._episode.config.visible() if self._episode else {}
+        return self._episode.visible_config() if self._episode else {}
 
     def _observation(self, *, status: str, message: str, reward: float | None, **fields: Any):
         episode = self._episode

@@ -64,6 +64,16 @@ class Episode:
         days, cols = np.nonzero(self.flagged)
         return tuple(AnomalyRow(**self.row(int(d), int(c))) for d, c in zip(days, cols, strict=True))
 
+    def visible_config(self) -> dict[str, Any]:
+        """The config an agent sees; with injections, anomaly_count is what they produced."""
+        visible = self.config.visible()
+        visible["anomaly_count"] = len(self.expected_rows)
+        return visible
+
+    def applied_synthetic_generators(self) -> list[dict[str, Any]]:
+        """The explicit reset-time injections, as applied."""
+        return [inj.describe() for inj in self.config.injections]
+
     def row(self, day: int, col: int, anomaly_type: str | None = None) -> dict[str, Any]:
         """A row in the submission schema with the canonical values for (day, entity)."""
         entity = S.ENTITIES[col]
@@ -92,7 +102,7 @@ class Episode:
 
     def anomaly_schedule(self) -> list[dict[str, Any]]:
         if self.config.injections:
-            return [inj.describe() for inj in self.config.injections]
+            return self.applied_synthetic_generators()
         schedule = []
         for incident in sorted(self.incidents, key=lambda i: (i.day, i.entity)):
             entity = S.ENTITIES[incident.entity]

@@ -23,7 +23,7 @@ import numpy as np
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
-from metric_tracker_rl.config import EpisodeConfig, Injection
+from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection
 from metric_tracker_rl.families import FAMILY_BY_TYPE, Family
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
@@ -427,7 +427,9 @@ def generate(config: EpisodeConfig) -> GeneratedData:
             for injection in config.injections:
                 _inject(drivers, work.hourly, injection, config.dates)
                 work = Workspace.from_drivers(drivers)
-            return GeneratedData(work.hourly.astype(np.int64), (), attempt)
+            if _injection_verified(work, config, margin):
+                return GeneratedData(work.hourly.astype(np.int64), (), attempt)
+            continue
         clean = Drivers(drivers.traffic.copy(), drivers.steps.copy(), drivers.over_report.copy())
         placed = _place_all(config, work, rng)
         for _ in range(REFINE_ROUNDS):
@@ -436,6 +438,12 @@ def generate(config: EpisodeConfig) -> GeneratedData:
             if _verified(work, placed, margin):
                 return GeneratedData(work.hourly.astype(np.int64), placed, attempt)
             placed = _refine(config, clean, work, placed, rng)
+    if config.injections:
+        raise ConfigError(
+            "the injected shifts land within the separation margin of a detector threshold (or "
+            "move other days across one) for every noise draw; choose a clearly smaller or larger "
+            "stddev_factor"
+        )
     raise GenerationError(f"could not generate a verified episode for {config}")
 
 
@@ -477,6 +485,18 @@ def _refine(
             return None
         refined.append(again)
     return tuple(refined)
+
+
+def _injection_verified(work: Workspace, config: EpisodeConfig, margin: float) -> bool:
+    """Injected episodes: flags only on injected dates, every value clear of its threshold."""
+    z = S.deviations(work.values, S.baselines(work.values))
+    injected = np.zeros(C.NUM_DAYS, dtype=bool)
+    for injection in config.injections:
+        injected[[config.dates.index(d) for d in injection.dates]] = True
+    if S.flags(z)[~injected].any() or not S.within_margin(z, margin).all():
+        return False
+    quality = work.values[:, S.QUALITY_COLS]
+    return bool(((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all())
 
 
 def _verified(work: Workspace, incidents: tuple[Incident, ...], margin: float) -> bool:

@@ -40,7 +40,8 @@ class GradeResult:
     valid_rows: list[AnomalyRow]
 
 
-def _describe_error(err: ValidationError) -> str:
+def describe_validation_error(err: ValidationError) -> str:
+    """One line per failing field: 'field.path: message'."""
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "row"
@@ -64,7 +65,7 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
             try:
                 row = AnomalyRow.model_validate(dict(raw))
             except ValidationError as err:
-                out.issues.append(f"row {i}: invalid: {_describe_error(err)}")
+                out.issues.append(f"row {i}: invalid: {describe_validation_error(err)}")
                 invalid += 1
                 continue
         problem = _semantic_problem(row, valid_dates)

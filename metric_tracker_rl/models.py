@@ -53,6 +53,9 @@ class MetricTrackerRlObservation(Observation):
     available_synthetic_generator_methods: list[str] = Field(default_factory=list)
     available_tasks: list[dict[str, Any]] = Field(default_factory=list)
     conversion_metric_definitions: dict[str, str] = Field(default_factory=dict)
+    applied_synthetic_generators: list[dict[str, Any]] = Field(
+        default_factory=list, description="Explicit reset-time injections (anomalies=[...]) as applied"
+    )
     analysis_result: dict[str, Any] | None = None
     generated_rows: list[dict[str, Any]] = Field(default_factory=list)
     submitted_rows: list[dict[str, Any]] = Field(default_factory=list)

@@ -133,8 +133,8 @@ def config_for(
         if scenario_family is None and anomaly_count is None and anomaly_density is None:
             plan = task.anomaly_plan or None
         seed = base["seed"] if seed is None else seed
-        scenario_family = scenario_family or base["scenario_family"]
-        difficulty = difficulty or base["difficulty"]
+        scenario_family = base["scenario_family"] if scenario_family is None else scenario_family
+        difficulty = base["difficulty"] if difficulty is None else difficulty
     return resolve_config(
         seed=seed,
         scenario_family=scenario_family,

@@ -128,7 +128,7 @@ def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
     entities, detection methods and generators, public thresholds, severity cut-offs and
     the submission row schema."""
     return {
-        "config": episode.config.visible(),
+        "config": episode.visible_config(),
         "expected_row_count": len(episode.expected_rows),
         "window": {"start": episode.dates[0], "end": episode.dates[-1], "days": len(episode.dates)},
         "families": [

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from metric_tracker_rl.grading import describe_validation_error
+
 if TYPE_CHECKING:
     from metric_tracker_rl.episode import Episode
 
@@ -91,14 +93,6 @@ def method(name: str, kind: MethodKind, args_model: type[BaseModel]):
     return register
 
 
-def _format_validation(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "arguments"
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
-
-
 def parse_arguments(name: str, args: Any) -> BaseModel:
     """Validate arguments for a method; raises MethodError with a precise message."""
     spec = REGISTRY.get(name)
@@ -111,7 +105,7 @@ def parse_arguments(name: str, args: Any) -> BaseModel:
     try:
         return spec.args_model.model_validate(args)
     except ValidationError as err:
-        raise MethodError(f"bad arguments for {name!r}: {_format_validation(err)}") from None
+        raise MethodError(f"bad arguments for {name!r}: {describe_validation_error(err)}") from None
 
 
 def run_method(episode: Episode, name: Any, args: Any) -> dict[str, Any]:
