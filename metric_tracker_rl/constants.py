@@ -94,6 +94,11 @@ MARGIN: dict[str, float] = {"easy": 0.12, "medium": 0.08, "hard": 0.05}
 # How far beyond the flag boundary generated incidents reach (fraction of threshold):
 # easy anomalies stand out, hard ones sit close to the line.
 INCIDENT_REACH: dict[str, float] = {"easy": 1.2, "medium": 0.6, "hard": 0.3}
+# Decoys per episode: normal-but-unusual days (a holiday dip, a partial slowdown) that
+# move one statistic at least DECOY_MIN_Z of the way to its threshold (and stay inside
+# the margin). They flag nothing, but stand out to filters that only count deviations.
+DECOYS: dict[str, int] = {"easy": 1, "medium": 3, "hard": 6}
+DECOY_MIN_Z: dict[str, float] = {"easy": 0.5, "medium": 0.7, "hard": 0.8}
 
 # --- Canonical detector thresholds (public, returned by task_overview) ----------------
 # Counts: relative change of the day's count against the window median.
@@ -144,7 +149,7 @@ EXTRA_ROW_PENALTY = 0.05  # per extra valid row beyond the matched ones ...
 EXTRA_ROW_PENALTY_CAP = 0.30  # ... up to this much (the mass penalty covers the rest)
 DUPLICATE_ROW_PENALTY = 0.05  # per duplicate key
 INVALID_ROW_PENALTY = 0.05  # per row that fails validation
-MASS_SUBMISSION_FACTOR = 3  # more valid rows than this x expected ...
+MASS_SUBMISSION_FACTOR = 3  # more extra rows than this x expected ...
 MASS_SUBMISSION_PENALTY = 0.5  # ... costs this much on top
 MAX_SUBMISSION_ROWS = 500
 

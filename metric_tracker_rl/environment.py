@@ -55,6 +55,12 @@ INSTRUCTION = (
 )
 
 
+def _row_key(row: Any) -> str | None:
+    if not isinstance(row, dict):
+        return None
+    return f"{row.get('date')}|{row.get('entity_type')}|{row.get('entity_name')}"
+
+
 def debug_enabled_from_env() -> bool:
     return os.environ.get(DEBUG_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -234,6 +240,9 @@ class MetricTrackerRlEnvironment(
             generated = build_payload(episode, specs)
         except MethodError as err:
             return self._after_step(status="error", message=f"payload_generators not graded: {err}")
+        # A hand-written row overrides a generated row with the same key.
+        hand_keys = {_row_key(r) for r in action.classifications}
+        generated = [r for r in generated if _row_key(r) not in hand_keys]
         submitted = [*action.classifications, *generated]
         grade = grade_submission(submitted, episode.expected_rows, episode.date_index)
         self._submissions += 1

@@ -48,7 +48,8 @@ class Episode:
     z: np.ndarray  # (days, entities) deviation in threshold units
     flagged: np.ndarray  # (days, entities) canonical detector verdicts
     severity: np.ndarray  # (days, entities) severity index
-    incidents: tuple[Incident, ...]
+    incidents: tuple[Incident, ...]  # the anomalies behind the expected rows
+    decoys: tuple[Incident, ...]  # sub-threshold movements that flag nothing
 
     @cached_property
     def date_index(self) -> dict[str, int]:
@@ -97,6 +98,7 @@ class Episode:
         out = self.row(day, col)
         if not self.flagged[day, col]:
             out["anomaly_type"] = "normal"
+            out["severity"] = None
         out["threshold"] = threshold_description(entity)
         return out
 
@@ -156,4 +158,8 @@ def _build_cached(config: EpisodeConfig) -> Episode:
     spread = np.sqrt(np.mean((values - base) ** 2, axis=0))
     for array in (flagged, severity, spread):
         array.setflags(write=False)
-    return Episode(config, config.dates, hourly, values, base, spread, z, flagged, severity, data.incidents)
+    incidents = tuple(i for i in data.incidents if not i.decoy)
+    decoys = tuple(i for i in data.incidents if i.decoy)
+    return Episode(
+        config, config.dates, hourly, values, base, spread, z, flagged, severity, incidents, decoys
+    )

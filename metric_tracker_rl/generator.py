@@ -24,11 +24,20 @@ import numpy as np
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection
-from metric_tracker_rl.families import FAMILY_BY_TYPE, Family
+from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE, Family
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
 CANDIDATES = 16  # multiplier proposals evaluated at once per (day, entity)
 PLACEMENT_TRIES = 24  # (day, entity) pairs tried per incident
+# Decoys mimic every family whose statistic can move without crossing a threshold
+# (impossible counts cannot: any excess is flagged).
+DECOY_FAMILIES: tuple[str, ...] = tuple(f.anomaly_type for f in FAMILIES if f.statistic != "quality")
+_OPPOSITE = {
+    "rate_drop_from_median": "rate_spike_from_median",
+    "rate_spike_from_median": "rate_drop_from_median",
+    "absolute_drop_in_event_count": "absolute_spike_in_event_count",
+    "absolute_spike_in_event_count": "absolute_drop_in_event_count",
+}
 REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 
 _HOURS = np.arange(C.HOURS)
@@ -52,6 +61,7 @@ class Incident:
     day: int
     entity: int  # column of the statistics table
     parameters: dict[str, Any] = field(default_factory=dict)
+    decoy: bool = False  # a strong but sub-threshold movement: flags nothing
 
 
 @dataclass
@@ -130,9 +140,15 @@ class Proposal:
     parameters: list[dict[str, Any]]
 
 
-def _target_z(rng: np.random.Generator, k: int, margin: float, reach: float, sign: np.ndarray) -> np.ndarray:
-    """Normalised deviation beyond the flag line: |z| in [1 + margin, 1 + margin + reach]."""
-    return sign * (1.0 + margin + 0.02 + rng.uniform(0.0, reach, k))
+def _target_z(
+    rng: np.random.Generator, ctx: DayContext, sign: np.ndarray, reach_scale: float = 1.0
+) -> np.ndarray:
+    """Normalised deviation of the changed entity: beyond the flag line for an anomaly
+    (|z| in [1 + margin, 1 + margin + reach]); clearly inside it for a decoy."""
+    k = sign.shape[0]
+    if ctx.decoy:
+        return sign * rng.uniform(C.DECOY_MIN_Z[ctx.difficulty], 1.0 - ctx.margin - 0.02, k)
+    return sign * (1.0 + ctx.margin + 0.02 + rng.uniform(0.0, ctx.reach * reach_scale, k))
 
 
 def _inside_z(rng: np.random.Generator, size: Any, margin: float) -> np.ndarray:
@@ -168,7 +184,7 @@ def propose_count(ctx: DayContext, family: Family, entity: S.Entity, rng: np.ran
     k, t = CANDIDATES, C.EVENTS.index(entity.entity_name)
     sign = _signs(rng, family, k)
     thr = C.COUNT_THRESHOLD_RELATIVE
-    target = 1.0 + thr * _target_z(rng, k, ctx.margin, ctx.reach * 0.3, sign)
+    target = 1.0 + thr * _target_z(rng, ctx, sign, 0.3)
     others = 1.0 + sign[:, None] * thr * (1.0 - ctx.margin - rng.uniform(0.03, 0.2, (k, C.NUM_EVENTS)))
     desired = others
     desired[:, t] = target
@@ -188,7 +204,7 @@ def propose_rate(ctx: DayContext, family: Family, entity: S.Entity, rng: np.rand
     sign = _signs(rng, family, k)
     name = entity.entity_name
     col = entity.index
-    target_rate = ctx.base[col] + entity.threshold * _target_z(rng, k, ctx.margin, ctx.reach, sign)
+    target_rate = ctx.base[col] + entity.threshold * _target_z(rng, ctx, sign)
     needed = target_rate / ctx.values[col]  # product of step factors on this metric's path
     p = _uniform_proposal(k)
     if name in C.ADJACENT_RATE_METRICS:
@@ -217,15 +233,10 @@ def propose_funnel(ctx: DayContext, family: Family, entity: S.Entity, rng: np.ra
     length = rng.integers(2, 5, k)
     start = rng.integers(7, 21 - length)
     outage = (_HOURS[None, :] >= start[:, None]) & (_HOURS[None, :] < (start + length)[:, None])
-    floor = 1.0 - C.FUNNEL_BREAK_RELATIVE_DROP * (1.0 + ctx.margin + 0.05)
+    z = np.maximum(_target_z(rng, ctx, -np.ones(k)), -1.9)  # -2 would be a total outage
+    target = ctx.base[S.RATE_COLS[step]] / 100.0 * (1.0 + C.FUNNEL_BREAK_RELATIVE_DROP * z)
     hourly_rate = ctx.steps[:, step]
-    phi = (
-        rng.uniform(0.05, 0.9, k)[:, None]
-        * floor
-        * ctx.base[S.RATE_COLS[step]]
-        / 100.0
-        / hourly_rate[None, :]
-    )
+    phi = target[:, None] / hourly_rate[None, :]
     upstream = ctx.hourly[:, step]
     expected = upstream[None, :] * hourly_rate[None, :]
     rate_col = S.RATE_COLS[step]
@@ -250,9 +261,7 @@ def propose_mix(ctx: DayContext, family: Family, entity: S.Entity, rng: np.rando
     k = CANDIDATES
     sign = _signs(rng, family, k)
     share = ctx.values[entity.index] / 100.0
-    target = (
-        ctx.base[entity.index] + entity.threshold * _target_z(rng, k, ctx.margin, ctx.reach, sign)
-    ) / 100.0
+    target = (ctx.base[entity.index] + entity.threshold * _target_z(rng, ctx, sign)) / 100.0
     day_factor = target / share
     night_factor = (1.0 - target) / (1.0 - share)
     p = _uniform_proposal(k)
@@ -303,10 +312,13 @@ class DayContext:
     base: np.ndarray  # (E,) current baselines
     margin: float
     reach: float
+    decoy: bool = False
+    difficulty: str = "medium"
 
 
-def _evaluate(ctx: DayContext, p: Proposal, target: int) -> int | None:
-    """Index of the first candidate whose day flags exactly ``target`` with margins."""
+def _evaluate(ctx: DayContext, p: Proposal, target: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """The first candidate whose day flags exactly ``target`` (nothing at all for a decoy)
+    with margins on every statistic: its index, hourly counts and statistics."""
     traffic = ctx.traffic[None, :] * p.traffic
     steps = ctx.steps[None, :, :] * p.steps
     over = np.maximum(ctx.over_report[None, :, :], p.over_report)
@@ -317,12 +329,18 @@ def _evaluate(ctx: DayContext, p: Proposal, target: int) -> int | None:
     z = S.deviations(values, ctx.base)
     flagged = S.flags(z)
     ok = S.within_margin(z, ctx.margin).all(axis=1)
-    ok &= flagged[:, target] & (flagged.sum(axis=1) == 1)
+    if ctx.decoy:
+        ok &= flagged.sum(axis=1) == 0
+    else:
+        ok &= flagged[:, target] & (flagged.sum(axis=1) == 1)
     ok &= ~(steps >= 1.0).any(axis=(1, 2))
-    if target in S.QUALITY_COLS:
+    if target in S.QUALITY_COLS and not ctx.decoy:
         ok &= values[:, target] >= C.DATA_QUALITY_MIN_EXCESS
     hits = np.flatnonzero(ok)
-    return int(hits[0]) if hits.size else None
+    if not hits.size:
+        return None
+    hit = int(hits[0])
+    return hit, counts[hit], values[hit]
 
 
 @dataclass
@@ -351,6 +369,7 @@ def _place(
     config: EpisodeConfig,
     rng: np.random.Generator,
     entity_names: tuple[str, ...] | None = None,
+    decoy: bool = False,
 ) -> Incident | None:
     names = entity_names or family.entity_names
     drivers = work.drivers
@@ -372,16 +391,20 @@ def _place(
             base,
             margin,
             reach,
+            decoy,
+            config.difficulty,
         )
         p = proposer(ctx, family, entity, rng)
-        hit = _evaluate(ctx, p, entity.index)
-        if hit is None:
+        found = _evaluate(ctx, p, entity.index)
+        if found is None:
             continue
+        hit, counts, values = found
         drivers.traffic[day] *= p.traffic[hit]
         drivers.steps[day] *= p.steps[hit]
         drivers.over_report[day] = np.maximum(drivers.over_report[day], p.over_report[hit])
-        work.refresh(day)
-        return Incident(family.anomaly_type, day, entity.index, p.parameters[hit])
+        work.hourly[day] = counts  # the same arithmetic as a cascade of the updated drivers
+        work.values[day] = values
+        return Incident(family.anomaly_type, day, entity.index, p.parameters[hit], decoy)
     return None
 
 
@@ -458,7 +481,41 @@ def _place_all(
             return None
         placed.append(incident)
         free_days.remove(incident.day)
+    # Decoys: first a "twin" beside each real anomaly (same family and entity, another day),
+    # then decoys of the families in play on entities of their own. Both make the real
+    # anomalies stand out less to filters that only count standard deviations.
+    # A twin leans the other way where the family has an opposite, so the window median holds.
+    twins = [
+        (FAMILY_BY_TYPE[_OPPOSITE.get(i.anomaly_type, i.anomaly_type)], (S.ENTITIES[i.entity].entity_name,))
+        for i in placed
+        if i.anomaly_type in DECOY_FAMILIES
+    ]
+    for n in range(C.DECOYS[config.difficulty]):
+        if n < len(twins):
+            family, names = twins[n]
+        else:
+            used = {S.ENTITIES[i.entity].entity_name for i in placed}
+            options = _decoy_options(config.anomaly_plan, used) or _decoy_options(DECOY_FAMILIES, used)
+            family, names = options[int(rng.integers(len(options)))]
+        decoy = _place(work, family, free_days, config, rng, names, decoy=True)
+        if decoy is None:
+            return None
+        placed.append(decoy)
+        free_days.remove(decoy.day)
     return tuple(placed)
+
+
+def _decoy_options(families: tuple[str, ...], used: set[str]) -> list[tuple[Family, tuple[str, ...]]]:
+    """Families a decoy can mimic (no impossible counts) with their still-unused entities."""
+    options = []
+    for anomaly_type in dict.fromkeys(families):
+        if anomaly_type not in DECOY_FAMILIES:
+            continue
+        family = FAMILY_BY_TYPE[anomaly_type]
+        names = tuple(n for n in family.entity_names if n not in used)
+        if names:
+            options.append((family, names))
+    return options
 
 
 def _refine(
@@ -480,7 +537,7 @@ def _refine(
         work.refresh(day)
         entity = S.ENTITIES[incident.entity]
         family = FAMILY_BY_TYPE[incident.anomaly_type]
-        again = _place(work, family, [day], config, rng, (entity.entity_name,))
+        again = _place(work, family, [day], config, rng, (entity.entity_name,), incident.decoy)
         if again is None:
             return None
         refined.append(again)
@@ -506,7 +563,7 @@ def _verified(work: Workspace, incidents: tuple[Incident, ...], margin: float) -
     z = S.deviations(values, S.baselines(values))
     expected = np.zeros_like(z, dtype=bool)
     for incident in incidents:
-        expected[incident.day, incident.entity] = True
+        expected[incident.day, incident.entity] = not incident.decoy
     if not np.array_equal(S.flags(z), expected) or not S.within_margin(z, margin).all():
         return False
     quality = values[:, S.QUALITY_COLS]

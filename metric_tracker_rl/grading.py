@@ -63,7 +63,8 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
                 invalid += 1
                 continue
             try:
-                row = AnomalyRow.model_validate(dict(raw))
+                # Keys outside the row schema (e.g. an assessment's "threshold") are ignored.
+                row = AnomalyRow.model_validate({k: raw[k] for k in ROW_FIELDS if k in raw})
             except ValidationError as err:
                 out.issues.append(f"row {i}: invalid: {describe_validation_error(err)}")
                 invalid += 1
@@ -177,12 +178,12 @@ def grade_submission(
         "duplicate_row_penalty": C.DUPLICATE_ROW_PENALTY * checked.duplicates,
         "invalid_row_penalty": C.INVALID_ROW_PENALTY * checked.invalid,
         "mass_submission_penalty": (
-            C.MASS_SUBMISSION_PENALTY if n_valid > C.MASS_SUBMISSION_FACTOR * max(n_expected, 1) else 0.0
+            C.MASS_SUBMISSION_PENALTY if extra > C.MASS_SUBMISSION_FACTOR * max(n_expected, 1) else 0.0
         ),
     }
     if penalties["mass_submission_penalty"]:
         issues.append(
-            f"mass submission: {n_valid} valid rows is more than {C.MASS_SUBMISSION_FACTOR}x "
+            f"mass submission: {extra} extra rows is more than {C.MASS_SUBMISSION_FACTOR}x "
             "the expected row count"
         )
     raw = math.fsum(C.GRADE_WEIGHTS[k] * v for k, v in components.items())

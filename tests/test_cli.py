@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -99,3 +100,95 @@ def test_module_entry_point_runs(args: list[str]) -> None:
     assert out.returncode == 0, out.stderr
     for task_id in TASK_IDS:
         assert task_id in out.stdout
+
+
+# --- methods ---------------------------------------------------------------------------
+
+
+def test_methods_json_is_the_registry() -> None:
+    from metric_tracker_rl.analysis import REGISTRY, available_methods
+
+    result = runner.invoke(app, ["methods", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [m["name"] for m in data] == list(REGISTRY)
+    assert data == json.loads(json.dumps(available_methods()))
+
+
+def test_methods_listing_names_every_method() -> None:
+    from metric_tracker_rl.analysis import REGISTRY
+
+    result = runner.invoke(app, ["methods"])
+    assert result.exit_code == 0, result.output
+    for name in REGISTRY:
+        assert name in result.output
+
+
+def test_methods_markdown_has_one_row_per_method() -> None:
+    from metric_tracker_rl.analysis import REGISTRY
+
+    lines = runner.invoke(app, ["methods", "--markdown"]).output.strip().splitlines()
+    assert lines[0] == "| method | kind | arguments | description |"
+    assert [line.split("|")[1].strip(" `") for line in lines[2:]] == list(REGISTRY)
+
+
+# --- the README stays true ---------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_methods_table_matches_the_registry() -> None:
+    table = runner.invoke(app, ["methods", "--markdown"]).output.strip()
+    assert table in README.read_text()
+
+
+def test_readme_worked_example_runs_as_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text()
+    section = text[text.index("## Worked example") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README worked example", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    expected = shown.splitlines()
+    assert len(printed) == len(expected)
+    for got, want in zip(printed, expected, strict=True):
+        if "..." not in want:
+            assert got == want
+            continue
+        position = 0  # a trimmed line: its pieces appear in order
+        for piece in want.split("..."):
+            found = got.find(piece, position)
+            assert found >= 0, f"{piece!r} not in {got!r}"
+            position = found + len(piece)
+
+
+def test_readme_injection_example_flags_what_it_says() -> None:
+    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+
+    text = README.read_text()
+    section = text[text.index("Explicit injections") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = MetricTrackerRlEnvironment()
+    exec(compile(code, "README injection example", "exec"), {"env": env})
+    assert "the example above flags five rows" in text
+    assert env.state.config["injections"][0]["metric_names"] == ["orders_placed"]
+    assert env.step({"analysis_method": "task_overview"}).expected_row_count == 5
+
+
+def test_readme_tasks_and_thresholds_match_the_code() -> None:
+    from metric_tracker_rl import constants as C
+
+    text = README.read_text()
+    for task in NAMED_TASKS.values():
+        assert (
+            f"| `{task.task_id}` | {task.difficulty} | {len(task.anomaly_plan)} | {task.description} |"
+            in text
+        )
+    assert f"The split has {len(EVAL_SPLIT)} configs" in text
+    for metric, threshold in C.RATE_THRESHOLD_PP.items():
+        assert f"`{metric}` {threshold}" in text
+    assert f"baseline > {C.COUNT_THRESHOLD_RELATIVE}" in text
+    assert f"> {C.HOURLY_MIX_THRESHOLD_PP} share points" in text
+    assert f"(1 − {C.FUNNEL_BREAK_RELATIVE_DROP}) × baseline" in text
+    margins = ", ".join(f"{C.MARGIN[d]:.2f} ({d})" for d in C.DIFFICULTIES)
+    assert f"with margin {margins}" in text

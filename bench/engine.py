@@ -1,0 +1,245 @@
+"""Engine latency: reset, every analysis method, and reset + submission, in process.
+
+    uv run python bench/engine.py [--repeat N] [--json PATH]
+
+Prints a table (median and p95 milliseconds) and writes JSON. Targets are printed next
+to the figures with a pass/miss column; a miss never fails the run.
+
+"cold" resets use a fresh seed every time, so the episode is generated; "warm" resets
+repeat one named task, whose episode is cached by config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from metric_tracker_rl.analysis import REGISTRY
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.tasks import NAMED_TASKS
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "engine.json"
+TASK_ID = "hard_mixed_multi"
+COLD_SEED_BASE = 700_000_000  # training range, far from the named tasks' seeds
+WARMUP = 5
+SUBMISSION = [{"method_name": "get_median_filter_rows", "threshold_multiplier": 2.0}]
+
+# name -> (target ms, the earlier system's figure in ms), from the performance issue.
+TARGETS: dict[str, tuple[float, float]] = {
+    "reset (cold)": (0.5, 6.3),
+    "reset (warm)": (0.5, 6.3),
+    "step list_suspicious_dates": (0.5, 9.4),
+    "reset + submission (cold)": (1.0, 7.5),
+    "reset + submission (warm)": (1.0, 7.5),
+}
+
+
+def machine() -> dict[str, Any]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "numpy": version("numpy"),
+        "pydantic": version("pydantic"),
+        "openenv": version("openenv"),
+        "metric_tracker_rl": version("metric-tracker-rl"),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def measure(operation: Callable[[], Any], repeat: int) -> list[int]:
+    """Nanoseconds per call, after a short warm-up; the collector is paused while timing."""
+    for _ in range(WARMUP):
+        operation()
+    gc.collect()
+    gc.disable()
+    try:
+        samples = []
+        for _ in range(repeat):
+            start = time.perf_counter_ns()
+            operation()
+            samples.append(time.perf_counter_ns() - start)
+    finally:
+        gc.enable()
+    return samples
+
+
+def summarise(name: str, samples: list[int]) -> dict[str, Any]:
+    ordered = sorted(samples)
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
+    target, earlier = TARGETS.get(name, (None, None))
+    median_ms = statistics.median(ordered) / 1e6
+    return {
+        "name": name,
+        "n": len(ordered),
+        "median_ms": round(median_ms, 4),
+        "p95_ms": round(p95 / 1e6, 4),
+        "min_ms": round(ordered[0] / 1e6, 4),
+        "target_ms": target,
+        "earlier_ms": earlier,
+        "meets_target": None if target is None else median_ms <= target,
+    }
+
+
+def method_arguments(env: MetricTrackerRlEnvironment) -> dict[str, dict[str, Any]]:
+    """Valid arguments for every registered method, taken from the current episode."""
+    overview = env.step(MetricTrackerRlAction(analysis_method="list_suspicious_dates"))
+    date = overview.analysis_result["result"]["dates"][0]["date"]
+    generated = env.step(
+        MetricTrackerRlAction(
+            analysis_method="get_median_filter_rows", analysis_args={"threshold_multiplier": 2.0}
+        )
+    )
+    rows = generated.analysis_result["result"]["rows"]
+    by_argument = {
+        "date": date,
+        "limit": 5,
+        "metric_name": "app_open_to_menu_open",
+        "rows": rows,
+        "generator_methods": SUBMISSION,
+    }
+    entity_by_method = {
+        "compare_rate_to_median": "app_open_to_menu_open",
+        "compare_count_to_median": "app_opens",
+    }
+    arguments: dict[str, dict[str, Any]] = {}
+    for name, spec in REGISTRY.items():
+        schema = spec.arguments_schema()
+        args = {key: by_argument[key] for key in schema["required"] if key in by_argument}
+        if "entity_name" in schema["required"]:
+            if name not in entity_by_method:
+                raise SystemExit(f"bench: add an entity_name for new method {name!r}")
+            args["entity_name"] = entity_by_method[name]
+        missing = sorted(set(schema["required"]) - set(args))
+        if missing:
+            raise SystemExit(f"bench: no value for required arguments {missing} of {name!r}")
+        if "limit" in schema["properties"]:
+            args.setdefault("limit", 5)
+        arguments[name] = args
+    return arguments
+
+
+def run(repeat: int) -> list[dict[str, Any]]:
+    env = MetricTrackerRlEnvironment(debug=False, max_steps=10**9, max_submissions=10**9)
+    results: list[dict[str, Any]] = []
+    cold_seeds = iter(range(COLD_SEED_BASE, COLD_SEED_BASE + 10 * (repeat + WARMUP)))
+
+    results.append(
+        summarise("reset (cold)", measure(lambda: env.reset(task_id=TASK_ID, seed=next(cold_seeds)), repeat))
+    )
+    results.append(summarise("reset (warm)", measure(lambda: env.reset(task_id=TASK_ID), repeat)))
+
+    env.reset(task_id=TASK_ID)
+    for name, args in method_arguments(env).items():
+        action = MetricTrackerRlAction(analysis_method=name, analysis_args=args)
+        check = env.step(action)
+        if check.status != "analysis":
+            raise SystemExit(f"bench: {name}({args}) did not run: {check.message}")
+        results.append(summarise(f"step {name}", measure(lambda a=action: env.step(a), repeat)))
+
+    submission = MetricTrackerRlAction(payload_generators=SUBMISSION)
+
+    def reset_and_submit(**reset_args: Any) -> None:
+        env.reset(**reset_args)
+        observation = env.step(submission)
+        if observation.status != "graded":
+            raise SystemExit(f"bench: submission was not graded: {observation.message}")
+
+    results.append(
+        summarise(
+            "reset + submission (cold)",
+            measure(lambda: reset_and_submit(task_id=TASK_ID, seed=next(cold_seeds)), repeat),
+        )
+    )
+    results.append(
+        summarise("reset + submission (warm)", measure(lambda: reset_and_submit(task_id=TASK_ID), repeat))
+    )
+    return results
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    info = report["machine"]
+    console.print(
+        f"[bold]metric_tracker_rl engine benchmark[/] - task {report['task_id']}, "
+        f"{report['repeat']} runs each\n"
+        f"{info['platform']} | Python {info['python']} | numpy {info['numpy']} | "
+        f"pydantic {info['pydantic']} | {info['cpu_count']} CPUs"
+    )
+    table = Table(show_lines=False)
+    table.add_column("operation", no_wrap=True)
+    table.add_column("median ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    table.add_column("target ms", justify="right")
+    table.add_column("earlier ms", justify="right")
+    table.add_column("target?", justify="center")
+    for row in report["results"]:
+        met = row["meets_target"]
+        verdict = "" if met is None else ("[green]pass[/]" if met else "[red]miss[/]")
+        table.add_row(
+            row["name"],
+            f"{row['median_ms']:.3f}",
+            f"{row['p95_ms']:.3f}",
+            "" if row["target_ms"] is None else f"{row['target_ms']:g}",
+            "" if row["earlier_ms"] is None else f"{row['earlier_ms']:g}",
+            verdict,
+        )
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=100, help="timed calls per operation (default 100)")
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"output file (default {DEFAULT_JSON})"
+    )
+    options = parser.parse_args(argv)
+    if options.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if TASK_ID not in NAMED_TASKS:
+        raise SystemExit(f"bench: unknown task {TASK_ID!r}")
+
+    report = {
+        "benchmark": "engine",
+        "task_id": TASK_ID,
+        "repeat": options.repeat,
+        "warmup": WARMUP,
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "results": run(options.repeat),
+    }
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(width=120)
+    print_report(report, console)
+    options.json.parent.mkdir(parents=True, exist_ok=True)
+    options.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {options.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

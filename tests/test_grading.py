@@ -1,0 +1,488 @@
+"""The grader (SPEC §7): bounds, invariants, component weights, penalties, no leaks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl import episode, grading, tasks
+from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
+from metric_tracker_rl.rows import AnomalyRow
+
+W = C.GRADE_WEIGHTS
+
+
+def _episode(task_id: str = "hard_mixed_multi") -> episode.Episode:
+    return episode.build_episode(tasks.config_for(task_id))
+
+
+@pytest.fixture(scope="module")
+def ep() -> episode.Episode:
+    return _episode()
+
+
+def expected_dicts(ep: episode.Episode) -> list[dict[str, Any]]:
+    return [row.model_dump() for row in ep.expected_rows]
+
+
+def grade(rows: list[Any], ep: episode.Episode, expected: list[AnomalyRow] | None = None):
+    return grading.grade_submission(rows, list(ep.expected_rows) if expected is None else expected, ep.dates)
+
+
+def key_of(row: dict[str, Any]) -> str:
+    return f"{row['date']}|{row['entity_type']}|{row['entity_name']}"
+
+
+def extra_rows(ep: episode.Episode, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Valid rows whose keys are not expected (and distinct from each other)."""
+    expected = {row.key for row in ep.expected_rows}
+    rng = random.Random(seed)
+    out: dict[str, dict[str, Any]] = {}
+    while len(out) < n:
+        entity_type = rng.choice(sorted(ENTITY_NAMES_BY_TYPE))
+        row = {
+            "date": rng.choice(ep.dates),
+            "entity_type": entity_type,
+            "entity_name": rng.choice(ENTITY_NAMES_BY_TYPE[entity_type]),
+            "anomaly_type": rng.choice(ANOMALY_TYPES),
+            "detection_method": "compare_rate_to_median",
+            "baseline_value": 10.0,
+            "observed_value": 12.0,
+            "delta_value": 2.0,
+            "severity": "low",
+        }
+        if key_of(row) not in expected:
+            out.setdefault(key_of(row), row)
+    return list(out.values())
+
+
+# --- fixed points ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task_id", ["easy_single_spike", "medium_mixed_pair", "hard_mixed_multi"])
+def test_perfect_submission_scores_exactly_one(task_id):
+    ep = _episode(task_id)
+    result = grade(expected_dicts(ep), ep)
+    assert result.score == 1.0
+    assert result.correct_row_count == len(ep.expected_rows)
+    assert result.issues == []
+    for component in W:
+        assert result.breakdown[component] == 1.0
+    for penalty in (
+        "extra_row_penalty",
+        "duplicate_row_penalty",
+        "invalid_row_penalty",
+        "mass_submission_penalty",
+    ):
+        assert result.breakdown[penalty] == 0.0
+    # AnomalyRow objects are accepted as well as plain objects, in any order
+    assert grade(list(reversed(ep.expected_rows)), ep).score == 1.0
+
+
+def test_empty_submission_scores_zero(ep):
+    result = grade([], ep)
+    assert result.score == 0.0
+    assert result.breakdown["missing_rows"] == len(ep.expected_rows)
+    assert result.correct_row_count == 0
+
+
+def test_weights_sum_to_one_and_match_the_spec():
+    assert W == {
+        "precision": 0.30,
+        "recall": 0.30,
+        "anomaly_type": 0.12,
+        "detection_method": 0.10,
+        "numeric_values": 0.12,
+        "severity": 0.06,
+    }
+    assert math.isclose(math.fsum(W.values()), 1.0)
+
+
+def test_grading_is_deterministic(ep):
+    rows = expected_dicts(ep)[:2] + extra_rows(ep, 3)
+    first = grade(rows, ep)
+    second = grade(rows, ep)
+    assert (first.score, first.breakdown, first.issues) == (second.score, second.breakdown, second.issues)
+
+
+# --- each component moves the score by its weight ------------------------------------
+
+
+def _with(ep: episode.Episode, index: int, **changes: Any) -> list[dict[str, Any]]:
+    rows = expected_dicts(ep)
+    rows[index] = {**rows[index], **changes}
+    return rows
+
+
+def test_wrong_anomaly_type_costs_its_weight(ep):
+    n = len(ep.expected_rows)
+    row = ep.expected_rows[0]
+    wrong = next(t for t in ANOMALY_TYPES if t != row.anomaly_type)
+    result = grade(_with(ep, 0, anomaly_type=wrong), ep)
+    assert result.score == pytest.approx(1 - W["anomaly_type"] / n, abs=1e-6)
+    assert result.breakdown["anomaly_type"] == pytest.approx((n - 1) / n, abs=1e-6)
+    assert result.correct_row_count == n - 1
+    assert any("anomaly_type" in issue and row.key in issue for issue in result.issues)
+
+
+def test_wrong_detection_method_costs_its_weight(ep):
+    n = len(ep.expected_rows)
+    row = ep.expected_rows[-1]
+    wrong = "list_suspicious_dates" if row.detection_method != "list_suspicious_dates" else "task_overview"
+    result = grade(_with(ep, n - 1, detection_method=wrong), ep)
+    assert result.score == pytest.approx(1 - W["detection_method"] / n, abs=1e-6)
+    assert any("detection_method" in issue for issue in result.issues)
+
+
+def test_wrong_severity_costs_its_weight(ep):
+    n = len(ep.expected_rows)
+    row = ep.expected_rows[1]
+    wrong = next(s for s in C.SEVERITY_LEVELS if s != row.severity)
+    result = grade(_with(ep, 1, severity=wrong), ep)
+    assert result.score == pytest.approx(1 - W["severity"] / n, abs=1e-6)
+    assert any("severity" in issue for issue in result.issues)
+
+
+def _tolerance(value: float) -> float:
+    return max(C.NUMERIC_RELATIVE_TOLERANCE * abs(value), C.NUMERIC_ABSOLUTE_FLOOR)
+
+
+def test_numeric_tolerance_constants():
+    assert C.NUMERIC_RELATIVE_TOLERANCE == 0.01
+    assert C.NUMERIC_ABSOLUTE_FLOOR == 0.05
+
+
+@pytest.mark.parametrize("field", ["baseline_value", "observed_value", "delta_value"])
+def test_numeric_values_within_tolerance_count_and_outside_cost_a_third_of_the_weight(ep, field):
+    n = len(ep.expected_rows)
+    for index, row in enumerate(ep.expected_rows):
+        value = getattr(row, field)
+        tol = _tolerance(value)
+        for sign in (1, -1):
+            inside = grade(_with(ep, index, **{field: value + sign * 0.9 * tol}), ep)
+            assert inside.score == 1.0, (row.key, field, value)
+            outside = grade(_with(ep, index, **{field: value + sign * 1.2 * tol}), ep)
+            assert outside.score == pytest.approx(1 - W["numeric_values"] / (3 * n), abs=1e-6)
+            assert any(f"{field} (outside tolerance)" in issue for issue in outside.issues)
+
+
+def test_relative_tolerance_with_absolute_floor():
+    # floor: small values get 0.05
+    assert grading.values_match(0.04, 0.0)
+    assert not grading.values_match(0.06, 0.0)
+    assert grading.values_match(1.049, 1.0)
+    assert not grading.values_match(1.051, 1.0)
+    # relative: 1 % of large values
+    assert grading.values_match(1009.9, 1000.0)
+    assert not grading.values_match(1010.1, 1000.0)
+    assert grading.values_match(-80.7, -80.0)
+    assert not grading.values_match(-80.9, -80.0)
+
+
+def test_an_extra_row_costs_precision_and_the_extra_row_penalty(ep):
+    n = len(ep.expected_rows)
+    result = grade(expected_dicts(ep) + extra_rows(ep, 1), ep)
+    assert result.breakdown["precision"] == pytest.approx(n / (n + 1), abs=1e-6)
+    assert result.breakdown["extra_row_penalty"] == C.EXTRA_ROW_PENALTY
+    assert result.score == pytest.approx(1 - W["precision"] / (n + 1) - C.EXTRA_ROW_PENALTY, abs=1e-6)
+    assert sum("extra row" in issue for issue in result.issues) == 1
+
+
+def test_extra_row_penalty_is_capped(ep):
+    result = grade(expected_dicts(ep) + extra_rows(ep, 9), ep)
+    assert result.breakdown["extra_row_penalty"] == C.EXTRA_ROW_PENALTY_CAP
+
+
+def test_a_missing_row_costs_recall_and_the_per_row_components(ep):
+    n = len(ep.expected_rows)
+    result = grade(expected_dicts(ep)[1:], ep)
+    assert result.breakdown["precision"] == 1.0
+    assert result.breakdown["recall"] == pytest.approx((n - 1) / n, abs=1e-6)
+    assert result.breakdown["missing_rows"] == 1
+    per_row = W["anomaly_type"] + W["detection_method"] + W["numeric_values"] + W["severity"]
+    assert result.score == pytest.approx(W["precision"] + (W["recall"] + per_row) * (n - 1) / n, abs=1e-6)
+    assert any("1 expected anomaly is missing" in issue for issue in result.issues)
+
+
+def test_duplicate_row_penalty(ep):
+    rows = expected_dicts(ep)
+    result = grade(rows + [rows[0], dict(rows[1])], ep)
+    assert result.breakdown["duplicate_rows"] == 2
+    assert result.score == pytest.approx(1 - 2 * C.DUPLICATE_ROW_PENALTY, abs=1e-6)
+    assert sum("duplicate key" in issue for issue in result.issues) == 2
+
+
+def _invalid_variants(ep: episode.Episode) -> dict[str, tuple[Any, str]]:
+    row = expected_dicts(ep)[0]
+    after = (dt.date.fromisoformat(ep.dates[-1]) + dt.timedelta(days=1)).isoformat()
+    return {
+        "nan_value": ({**row, "observed_value": float("nan")}, "observed_value"),
+        "inf_value": ({**row, "delta_value": float("inf")}, "delta_value"),
+        "string_value": ({**row, "baseline_value": "ten"}, "baseline_value"),
+        "bad_severity": ({**row, "severity": "catastrophic"}, "severity"),
+        "unknown_entity": ({**row, "entity_name": "no_such_metric"}, "entity_name"),
+        "entity_of_other_type": ({**row, "entity_type": "event_count", "entity_name": "x"}, "entity_name"),
+        "bad_entity_type": ({**row, "entity_type": "weather"}, "entity_type"),
+        "unknown_anomaly_type": ({**row, "anomaly_type": "gremlins"}, "anomaly_type"),
+        "date_outside_window": ({**row, "date": after}, "date"),
+        "date_not_a_date": ({**row, "date": "last tuesday"}, "date"),
+        "missing_field": ({k: v for k, v in row.items() if k != "severity"}, "severity"),
+        "string_row": ("2026-03-10|conversion_rate|app_open_to_menu_open", "expected an object"),
+        "list_row": (list(row.values()), "expected an object"),
+        "none_row": (None, "expected an object"),
+        "number_row": (42, "expected an object"),
+    }
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "nan_value",
+        "inf_value",
+        "string_value",
+        "bad_severity",
+        "unknown_entity",
+        "entity_of_other_type",
+        "bad_entity_type",
+        "unknown_anomaly_type",
+        "date_outside_window",
+        "date_not_a_date",
+        "missing_field",
+        "string_row",
+        "list_row",
+        "none_row",
+        "number_row",
+    ],
+)
+def test_invalid_rows_are_penalised_and_explained(ep, variant):
+    bad, field = _invalid_variants(ep)[variant]
+    result = grade([*expected_dicts(ep), bad], ep)
+    assert result.breakdown["invalid_rows"] == 1
+    assert result.breakdown["invalid_row_penalty"] == C.INVALID_ROW_PENALTY
+    assert result.score == pytest.approx(1 - C.INVALID_ROW_PENALTY, abs=1e-6)
+    (issue,) = [i for i in result.issues if "invalid" in i]
+    assert issue.startswith(f"row {len(ep.expected_rows)}")
+    assert field in issue
+
+
+def test_an_invalid_version_of_an_expected_row_does_not_match(ep):
+    bad, _ = _invalid_variants(ep)["nan_value"]
+    result = grade([bad], ep)
+    assert result.breakdown["matched_rows"] == 0
+    assert result.score == 0.0
+
+
+def test_keys_outside_the_row_schema_are_ignored(ep):
+    # An assessment returned by a targeted method carries "threshold"; submitting it as is works.
+    rows = [{**row, "threshold": {"value": 1.0}, "confidence": 0.9} for row in expected_dicts(ep)]
+    result = grade(rows, ep)
+    assert result.score == 1.0
+    assert result.breakdown["invalid_rows"] == 0
+
+
+def test_mass_submission_penalty(ep):
+    expected = [ep.expected_rows[0]]
+    truth = expected_dicts(ep)[0]
+    extras = extra_rows(ep, 4)
+    at_limit = grade([truth, *extras[:3]], ep, expected)  # 3 extra rows = 3 x expected: no mass penalty
+    assert at_limit.breakdown["mass_submission_penalty"] == 0.0
+    assert at_limit.score == pytest.approx(W["precision"] / 4 + 0.7 - 3 * C.EXTRA_ROW_PENALTY, abs=1e-6)
+    over = grade([truth, *extras], ep, expected)  # 4 extra rows > 3 x expected
+    assert over.breakdown["mass_submission_penalty"] == C.MASS_SUBMISSION_PENALTY
+    assert over.score == pytest.approx(
+        W["precision"] / 5 + 0.7 - 4 * C.EXTRA_ROW_PENALTY - C.MASS_SUBMISSION_PENALTY, abs=1e-6
+    )
+    assert any("mass submission" in issue for issue in over.issues)
+
+
+def test_more_than_max_rows_scores_zero_with_a_clear_issue(ep):
+    rows = expected_dicts(ep) * 200
+    assert len(rows) > C.MAX_SUBMISSION_ROWS == 500
+    result = grade(rows[: C.MAX_SUBMISSION_ROWS + 1], ep)
+    assert result.score == 0.0
+    assert result.correct_row_count == 0
+    assert len(result.issues) == 1
+    assert "501 rows" in result.issues[0] and "at most 500" in result.issues[0]
+    assert result.breakdown["submitted_rows"] == 501
+    # exactly at the limit it is graded (as a heavily duplicated submission)
+    at_limit = grade(rows[: C.MAX_SUBMISSION_ROWS], ep)
+    assert at_limit.breakdown["matched_rows"] == len(ep.expected_rows)
+    assert at_limit.breakdown["duplicate_rows"] == C.MAX_SUBMISSION_ROWS - len(ep.expected_rows)
+
+
+def test_breakdown_reports_counts(ep):
+    rows = expected_dicts(ep)[:2] + extra_rows(ep, 2) + [expected_dicts(ep)[0], None]
+    b = grade(rows, ep).breakdown
+    n = len(ep.expected_rows)
+    assert b["submitted_rows"] == 6
+    assert b["valid_rows"] == 4
+    assert b["matched_rows"] == 2
+    assert b["extra_rows"] == 2
+    assert b["duplicate_rows"] == 1
+    assert b["invalid_rows"] == 1
+    assert b["missing_rows"] == n - 2
+    assert b["expected_rows"] == n
+
+
+# --- invariants (hypothesis) ------------------------------------------------------------
+
+EPISODES = ("hard_mixed_multi", "medium_mixed_pair", "easy_single_spike")
+
+
+def _mutated(row: dict[str, Any]) -> st.SearchStrategy:
+    """An expected row, possibly with wrong fields (still valid)."""
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "anomaly_type": st.sampled_from(ANOMALY_TYPES),
+            "detection_method": st.sampled_from(["compare_rate_to_median", "detect_funnel_break", "x"]),
+            "severity": st.sampled_from(C.SEVERITY_LEVELS),
+            "observed_value": st.floats(min_value=-1e4, max_value=1e5),
+            "baseline_value": st.floats(min_value=-1e4, max_value=1e5),
+        },
+    ).map(lambda changes: {**row, **changes})
+
+
+@st.composite
+def submissions(draw, ep: episode.Episode) -> list[Any]:
+    expected = expected_dicts(ep)
+    rows: list[Any] = []
+    for row in expected:
+        if draw(st.booleans()):
+            rows.append(draw(_mutated(row)))
+    rows.extend(extra_rows(ep, draw(st.integers(0, 14)), seed=draw(st.integers(0, 1000))))
+    invalid = _invalid_variants(ep)
+    rows.extend(invalid[name][0] for name in draw(st.lists(st.sampled_from(sorted(invalid)), max_size=3)))
+    if rows and draw(st.booleans()):  # exact duplicates
+        rows.extend(draw(st.lists(st.sampled_from(rows), max_size=3)))
+    return draw(st.permutations(rows))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_score_bounds_and_permutation_invariance(data):
+    ep = _episode(data.draw(st.sampled_from(EPISODES)))
+    rows = data.draw(submissions(ep))
+    result = grade(rows, ep)
+    assert 0.0 <= result.score <= 1.0
+    assert result.score == result.breakdown["score"]
+    shuffled = data.draw(st.permutations(rows))
+    assert grade(shuffled, ep).score == result.score
+    json.dumps(result.breakdown, allow_nan=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_arbitrary_objects_never_break_the_grader(data):
+    ep = _episode()
+    junk = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=9),
+        max_leaves=15,
+    )
+    rows = data.draw(st.lists(junk | st.sampled_from(expected_dicts(ep)), max_size=8))
+    result = grade(rows, ep)
+    assert 0.0 <= result.score <= 1.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_adding_an_extra_row_never_increases_the_score(data):
+    ep = _episode(data.draw(st.sampled_from(EPISODES)))
+    rows = data.draw(submissions(ep))
+    present = {
+        key_of(r) for r in rows if isinstance(r, dict) and {"date", "entity_type", "entity_name"} <= set(r)
+    }
+    candidates = [r for r in extra_rows(ep, 30, seed=7) if key_of(r) not in present]
+    extra = data.draw(st.sampled_from(candidates))
+    position = data.draw(st.integers(0, len(rows)))
+    bigger = [*rows[:position], extra, *rows[position:]]
+    assert grade(bigger, ep).score <= grade(rows, ep).score
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_dropping_an_expected_row_never_increases_the_score(data):
+    """Within the range where no mass-submission penalty applies (see the test below for
+    the boundary)."""
+    ep = _episode(data.draw(st.sampled_from(EPISODES)))
+    rows = data.draw(submissions(ep))
+    expected = {row.key for row in ep.expected_rows}
+    keys = [key_of(r) if isinstance(r, dict) and "entity_name" in r else None for r in rows]
+    valid = set(grading.validate_rows(rows, ep.dates).positions)
+    droppable = [i for i, k in enumerate(keys) if i in valid and k in expected and keys.count(k) == 1]
+    if not droppable:
+        return
+    before = grade(rows, ep)
+    if before.breakdown["mass_submission_penalty"]:
+        return
+    i = data.draw(st.sampled_from(droppable))
+    after = grade(rows[:i] + rows[i + 1 :], ep)
+    assert after.score <= before.score
+
+
+def test_dropping_a_correct_row_must_not_lift_the_mass_submission_penalty(ep):
+    """Removing a perfectly correct row should never raise the score. Today the mass
+    penalty counts *valid* rows (correct ones included), so an over-submitting agent gains
+    by deleting a correct row that pushes it just over 3 x expected."""
+    n = len(ep.expected_rows)
+    truth = expected_dicts(ep)
+    extras = extra_rows(ep, C.MASS_SUBMISSION_FACTOR * n - n + 1)
+    with_all = grade(truth + extras, ep)
+    without_one = grade(truth[1:] + extras, ep)
+    assert without_one.score <= with_all.score, (
+        f"dropping a correct row raised the score from {with_all.score} to {without_one.score} "
+        f"(mass penalty {with_all.breakdown['mass_submission_penalty']} -> "
+        f"{without_one.breakdown['mass_submission_penalty']})"
+    )
+
+
+# --- feedback never reveals hidden rows -------------------------------------------------
+
+
+def _assert_no_leak(result: grading.GradeResult, ep: episode.Episode) -> None:
+    issues = list(result.issues)
+    breakdown_text = json.dumps(result.breakdown)
+    text = "\n".join(issues) + "\n" + breakdown_text
+    for row in ep.expected_rows:
+        assert row.key not in text
+        for issue in issues:
+            assert not (row.entity_name in issue and row.date in issue), issue
+        for value in (row.observed_value, row.baseline_value, row.delta_value):
+            if float(value).is_integer() and abs(value) <= C.MAX_SUBMISSION_ROWS:
+                continue  # small integers are indistinguishable from counts
+            assert repr(value) not in text and f"{value:.4f}" not in text
+
+
+def _near_misses(ep: episode.Episode) -> list[dict[str, Any]]:
+    """The expected rows moved by one day (same entity, same values): all wrong."""
+    expected = {row.key for row in ep.expected_rows}
+    out = []
+    for row in expected_dicts(ep):
+        day = ep.dates.index(row["date"])
+        moved = {**row, "date": ep.dates[day + 1 if day + 1 < len(ep.dates) else day - 1]}
+        if key_of(moved) not in expected:
+            out.append(moved)
+    return out
+
+
+@pytest.mark.parametrize("task_id", EPISODES)
+def test_feedback_never_reveals_hidden_rows(task_id):
+    ep = _episode(task_id)
+    empty = grade([], ep)
+    _assert_no_leak(empty, ep)
+    assert empty.breakdown["missing_rows"] == len(ep.expected_rows)
+    wrong = _near_misses(ep) + extra_rows(ep, 3)
+    result = grade(wrong, ep)
+    assert result.breakdown["matched_rows"] == 0
+    _assert_no_leak(result, ep)
+    # invalid rows are described by their own content only
+    _assert_no_leak(grade([None, {"date": "x"}, *_near_misses(ep)], ep), ep)
