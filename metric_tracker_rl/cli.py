@@ -160,5 +160,22 @@ def methods(
         console.print(Padding(Text(m["description"], style="dim"), (0, 0, 0, 4)))
 
 
+# --- serve -----------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("0.0.0.0", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    max_sessions: int = typer.Option(
+        None, "--max-sessions", min=1, help="Concurrent WebSocket sessions (default 256)."
+    ),
+) -> None:
+    """Run the OpenEnv server (HTTP, WebSocket, MCP) for this benchmark."""
+    from metric_tracker_rl.serving import run
+
+    run(host=host, port=port, max_sessions=max_sessions)
+
+
 if __name__ == "__main__":
     app()

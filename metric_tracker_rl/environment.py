@@ -92,6 +92,7 @@ class MetricTrackerRlEnvironment(
         self._submissions = 0
         self._last_score: float | None = None
         self._done = False
+        self._mcp_server: Any = None
 
     # --- OpenEnv API -------------------------------------------------------------------
 
@@ -202,6 +203,15 @@ class MetricTrackerRlEnvironment(
             version="0.1.0",
         )
 
+    @property
+    def mcp_server(self) -> Any:
+        """FastMCP tools for this session (built on first use; OpenEnv serves them at /mcp)."""
+        if self._mcp_server is None:
+            from metric_tracker_rl.mcp_tools import build_mcp_server
+
+            self._mcp_server = build_mcp_server(self)
+        return self._mcp_server
+
     # --- debug (operator only) ---------------------------------------------------------
 
     def export_debug_snapshot(self) -> dict[str, Any]:
@@ -249,13 +259,12 @@ class MetricTrackerRlEnvironment(
         self._last_score = grade.score
         if grade.score >= 1.0 or self._submissions >= self.max_submissions:
             self._done = True
-        shown = submitted[: C.MAX_SUBMISSION_ROWS]
         return self._after_step(
             status="graded",
             message=f"Submission {self._submissions}/{self.max_submissions} graded: score {grade.score:.4f}.",
             reward=grade.score,
             generated_rows=generated[: C.MAX_SUBMISSION_ROWS],
-            submitted_rows=[r for r in shown if isinstance(r, dict)],
+            submitted_rows=[row.model_dump() for row in grade.valid_rows],
             submission_preview={
                 k: grade.breakdown[k]
                 for k in ("submitted_rows", "valid_rows", "invalid_rows", "duplicate_rows")
@@ -304,7 +313,11 @@ class MetricTrackerRlEnvironment(
     def _error_without_episode(self) -> MetricTrackerRlObservation:
         return MetricTrackerRlObservation(
             status="error",
-            message="No episode: call reset (with a task_id or config) before step.",
+            message=(
+                "No episode in this session: call reset (with a task_id or config) first. Over plain "
+                "HTTP every /reset and /step gets a fresh environment, so play episodes over the "
+                "WebSocket session (/ws, the MetricTrackerRlEnv client) or an MCP session."
+            ),
             reward=None,
             done=False,
         )

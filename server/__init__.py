@@ -1,0 +1,1 @@
+"""OpenEnv entry point for metric_tracker_rl (``server.app:app``)."""
