@@ -1,0 +1,11 @@
+"""Baseline agents. ``AGENTS`` maps a name to a factory; every agent plays one episode
+through an ``EnvHandle`` (the in-process environment, or ``ClientHandle`` over a server)."""
+
+from metric_tracker_rl.agents.base import Agent, ClientHandle, EnvHandle
+from metric_tracker_rl.agents.scripted import ScriptedAgent
+from metric_tracker_rl.agents.solver import SolverAgent
+from metric_tracker_rl.agents.trivial import EmptyAgent, MassAgent, RandomAgent
+
+AGENTS = {agent.name: agent for agent in (EmptyAgent, MassAgent, RandomAgent, ScriptedAgent, SolverAgent)}
+
+__all__ = ["AGENTS", "Agent", "ClientHandle", "EnvHandle"]
