@@ -106,18 +106,19 @@ class Episode:
         if self.config.injections:
             return self.applied_synthetic_generators()
         schedule = []
-        for incident in sorted(self.incidents, key=lambda i: (i.day, i.entity)):
+        for incident in sorted(self.incidents + self.decoys, key=lambda i: (i.day, i.entity)):
             entity = S.ENTITIES[incident.entity]
-            schedule.append(
-                {
-                    "date": self.dates[incident.day],
-                    "anomaly_type": incident.anomaly_type,
-                    "entity_type": entity.entity_type,
-                    "entity_name": entity.entity_name,
-                    "detection_method": FAMILY_BY_TYPE[incident.anomaly_type].detection_method,
-                    "parameters": incident.parameters,
-                }
-            )
+            item = {
+                "date": self.dates[incident.day],
+                "anomaly_type": "normal" if incident.decoy else incident.anomaly_type,
+                "entity_type": entity.entity_type,
+                "entity_name": entity.entity_name,
+                "detection_method": FAMILY_BY_TYPE[incident.anomaly_type].detection_method,
+                "parameters": incident.parameters,
+            }
+            if incident.decoy:
+                item["decoy_of"] = incident.anomaly_type
+            schedule.append(item)
         return schedule
 
 

@@ -20,6 +20,7 @@ from metric_tracker_rl import (
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import DEBUG_ENV_VAR
+from metric_tracker_rl.generator import DECOY_FAMILIES
 
 TASK = "hard_mixed_multi"
 
@@ -378,7 +379,12 @@ def test_debug_snapshot_is_refused_when_debug_is_off():
 def _check_snapshot(snapshot: dict[str, Any]) -> None:
     assert set(snapshot) == {"expected_payload", "anomaly_schedule"}
     assert snapshot["expected_payload"] == [row.model_dump() for row in truth().expected_rows]
-    assert len(snapshot["anomaly_schedule"]) == len(tasks.NAMED_TASKS[TASK].anomaly_plan)
+    schedule = snapshot["anomaly_schedule"]
+    anomalies = [item for item in schedule if item["anomaly_type"] != "normal"]
+    decoys = [item for item in schedule if item["anomaly_type"] == "normal"]
+    assert sorted(item["anomaly_type"] for item in anomalies) == sorted(tasks.NAMED_TASKS[TASK].anomaly_plan)
+    assert len(decoys) == C.DECOYS[tasks.NAMED_TASKS[TASK].difficulty]
+    assert all(item["decoy_of"] in DECOY_FAMILIES for item in decoys)
 
 
 def test_debug_snapshot_with_debug_true():
