@@ -7,7 +7,7 @@ Each subcommand is a small function on the shared ``app``. Module import stays c
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -158,6 +158,97 @@ def methods(
             highlight=False,
         )
         console.print(Padding(Text(m["description"], style="dim"), (0, 0, 0, 4)))
+
+
+# --- eval ------------------------------------------------------------------------------
+
+
+def _load_jsonl(path: str) -> list[dict[str, Any]]:
+    configs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                config = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise typer.BadParameter(f"{path}:{number}: not JSON ({err.msg})") from None
+            if not isinstance(config, dict):
+                raise typer.BadParameter(f"{path}:{number}: each line must be a JSON object (a reset config)")
+            configs.append(config)
+    return configs
+
+
+def eval_configs(
+    task: list[str], split: str | None, configs_file: str | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The configs to play and their per_task labels (named tasks by default)."""
+    from metric_tracker_rl.tasks import EVAL_SPLIT, NAMED_TASKS
+
+    configs: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for task_id in task:
+        if task_id not in NAMED_TASKS:
+            raise typer.BadParameter(f"unknown task {task_id!r}; expected one of {list(NAMED_TASKS)}")
+        configs.append({"task_id": task_id})
+        labels.append(task_id)
+    if split is not None:
+        if split != "eval":
+            raise typer.BadParameter(f"unknown split {split!r}; the only split is 'eval'")
+        configs.extend(dict(c) for c in EVAL_SPLIT)
+        labels.extend(["eval_split"] * len(EVAL_SPLIT))
+    if configs_file is not None:
+        loaded = _load_jsonl(configs_file)
+        configs.extend(loaded)
+        labels.extend([configs_file] * len(loaded))
+    if not configs:
+        configs = [{"task_id": task_id} for task_id in NAMED_TASKS]
+        labels = list(NAMED_TASKS)
+    return configs, labels
+
+
+@app.command("eval")
+def evaluate(
+    agent: Annotated[list[str], typer.Option("--agent", help="Agent to run (repeat for several).")],
+    task: Annotated[list[str] | None, typer.Option("--task", help="A named task (repeatable).")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="'eval': the fixed evaluation split.")] = None,
+    configs_file: Annotated[
+        str | None, typer.Option("--configs", help="JSONL file, one reset config per line.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Play against a server, not in process.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Episodes in parallel.")] = 1,
+    json_out: Annotated[str | None, typer.Option("--json", help="Write the report(s) to this file.")] = None,
+) -> None:
+    """Play agents over tasks / the evaluation split / a config file; print a markdown score table."""
+    from rich.progress import Progress
+
+    from metric_tracker_rl.agents import AGENTS
+    from metric_tracker_rl.evaluation import markdown_table, run_evaluation
+
+    unknown = [name for name in agent if name not in AGENTS]
+    if unknown:
+        raise typer.BadParameter(f"unknown agent(s) {unknown}; available: {sorted(AGENTS)}")
+    configs, labels = eval_configs(task or [], split, configs_file)
+    reports = []
+    with Progress(transient=True) as progress:
+        for name in agent:
+            bar = progress.add_task(f"{name}", total=len(configs))
+            reports.append(
+                run_evaluation(
+                    name,
+                    configs,
+                    labels=labels,
+                    url=url,
+                    workers=workers,
+                    on_episode=lambda _record, bar=bar: progress.advance(bar),
+                )
+            )
+    typer.echo(markdown_table(reports))
+    if json_out:
+        payload: Any = reports[0] if len(reports) == 1 else {"reports": reports}
+        with open(json_out, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
 
 
 # --- serve -----------------------------------------------------------------------------
