@@ -18,6 +18,7 @@ from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
 from metric_tracker_rl.rows import ROW_FIELDS, AnomalyRow
 
 _NUMERIC_FIELDS = ("baseline_value", "observed_value", "delta_value")
+_PENALTIES = ("extra_row_penalty", "duplicate_row_penalty", "invalid_row_penalty", "mass_submission_penalty")
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,19 @@ def grade_submission(
             f"submission has {len(submitted)} rows; at most {C.MAX_SUBMISSION_ROWS} are accepted. "
             "Nothing was graded."
         )
-        breakdown = _empty_breakdown(len(submitted), len(expected))
-        breakdown["invalid_rows"] = len(submitted)
+        nothing = dict.fromkeys(C.GRADE_WEIGHTS, 0.0)
+        no_penalty = dict.fromkeys(_PENALTIES, 0.0)
+        breakdown = _breakdown(
+            nothing,
+            no_penalty,
+            0.0,
+            submitted=len(submitted),
+            valid=0,
+            matched=0,
+            duplicates=0,
+            invalid=len(submitted),
+            expected=len(expected),
+        )
         return GradeResult(0.0, breakdown, [issue], 0, [])
 
     checked = validate_rows(submitted, valid_dates)
@@ -190,37 +202,44 @@ def grade_submission(
     raw -= math.fsum(penalties.values())
     score = round(min(1.0, max(0.0, raw)), 6)
 
-    breakdown: dict[str, float | int] = {k: round(v, 6) for k, v in components.items()}
-    breakdown.update({k: round(v, 6) for k, v in penalties.items()})
-    breakdown.update(
-        score=score,
-        submitted_rows=len(submitted),
-        valid_rows=n_valid,
-        matched_rows=matched,
-        extra_rows=extra,
-        duplicate_rows=checked.duplicates,
-        invalid_rows=checked.invalid,
-        missing_rows=missing,
-        expected_rows=n_expected,
+    breakdown = _breakdown(
+        components,
+        penalties,
+        score,
+        submitted=len(submitted),
+        valid=n_valid,
+        matched=matched,
+        duplicates=checked.duplicates,
+        invalid=checked.invalid,
+        expected=n_expected,
     )
     return GradeResult(score, breakdown, issues, all_ok, checked.rows)
 
 
-def _empty_breakdown(n_submitted: int, n_expected: int) -> dict[str, float | int]:
-    breakdown: dict[str, float | int] = dict.fromkeys(C.GRADE_WEIGHTS, 0.0)
+def _breakdown(
+    components: dict[str, float],
+    penalties: dict[str, float],
+    score: float,
+    *,
+    submitted: int,
+    valid: int,
+    matched: int,
+    duplicates: int,
+    invalid: int,
+    expected: int,
+) -> dict[str, float | int]:
+    """Component credits, penalties, the score and the row counts (never a hidden key)."""
+    breakdown: dict[str, float | int] = {k: round(v, 6) for k, v in components.items()}
+    breakdown.update({k: round(v, 6) for k, v in penalties.items()})
     breakdown.update(
-        extra_row_penalty=0.0,
-        duplicate_row_penalty=0.0,
-        invalid_row_penalty=0.0,
-        mass_submission_penalty=0.0,
-        score=0.0,
-        submitted_rows=n_submitted,
-        valid_rows=0,
-        matched_rows=0,
-        extra_rows=0,
-        duplicate_rows=0,
-        invalid_rows=0,
-        missing_rows=n_expected,
-        expected_rows=n_expected,
+        score=score,
+        submitted_rows=submitted,
+        valid_rows=valid,
+        matched_rows=matched,
+        extra_rows=valid - matched,
+        duplicate_rows=duplicates,
+        invalid_rows=invalid,
+        missing_rows=expected - matched,
+        expected_rows=expected,
     )
     return breakdown

@@ -12,18 +12,7 @@ from typing import Any
 
 from metric_tracker_rl.agents.base import EnvHandle, analysis
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-
-ROW_KEYS = (
-    "date",
-    "entity_type",
-    "entity_name",
-    "anomaly_type",
-    "detection_method",
-    "baseline_value",
-    "observed_value",
-    "delta_value",
-    "severity",
-)
+from metric_tracker_rl.rows import ROW_FIELDS
 
 
 def beyond_public_threshold(row: dict[str, Any], threshold: float) -> bool:
@@ -58,7 +47,7 @@ class SolverAgent:
             found = self._confirm(env, row)
             if found is not None:
                 confirmed.append(found)
-        rows = [{k: r[k] for k in ROW_KEYS} for r in confirmed]
+        rows = [{k: r[k] for k in ROW_FIELDS} for r in confirmed]
         return env.step(MetricTrackerRlAction(classifications=rows))
 
     @staticmethod
