@@ -46,6 +46,8 @@ def test_solver_uses_no_debug_view() -> None:
 
 def test_agents_are_deterministic() -> None:
     for name, agent in AGENTS.items():
+        if getattr(agent, "requires_endpoint", False):
+            continue  # the LLM agent's determinism is tested against the fake endpoint
         first = agent().play(MetricTrackerRlEnvironment(), {"seed": 11, "difficulty": "hard"})
         second = agent().play(MetricTrackerRlEnvironment(), {"seed": 11, "difficulty": "hard"})
         assert first.model_dump_json() == second.model_dump_json(), name

@@ -2,10 +2,11 @@
 through an ``EnvHandle`` (the in-process environment, or ``ClientHandle`` over a server)."""
 
 from metric_tracker_rl.agents.base import Agent, ClientHandle, EnvHandle
+from metric_tracker_rl.agents.llm import LLMAgent
 from metric_tracker_rl.agents.scripted import ScriptedAgent
 from metric_tracker_rl.agents.solver import SolverAgent
 from metric_tracker_rl.agents.trivial import EmptyAgent, MassAgent, RandomAgent
 
-AGENTS = {agent.name: agent for agent in (EmptyAgent, MassAgent, RandomAgent, ScriptedAgent, SolverAgent)}
+AGENTS = {a.name: a for a in (EmptyAgent, MassAgent, RandomAgent, ScriptedAgent, SolverAgent, LLMAgent)}
 
 __all__ = ["AGENTS", "Agent", "ClientHandle", "EnvHandle"]
