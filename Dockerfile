@@ -28,7 +28,8 @@ RUN uv sync --locked --no-dev
 RUN useradd --create-home --uid 1000 user
 USER user
 ENV PATH="/app/.venv/bin:${PATH}" \
-    XDG_CACHE_HOME=/tmp/.cache
+    XDG_CACHE_HOME=/tmp/.cache \
+    ENABLE_WEB_INTERFACE=1
 
 EXPOSE 8000
 

@@ -314,6 +314,8 @@ def export(
 
 # --- serve -----------------------------------------------------------------------------
 
+WEB_ENV_VAR = "ENABLE_WEB_INTERFACE"
+
 
 @app.command("serve")
 def serve(
@@ -322,10 +324,23 @@ def serve(
     max_sessions: int = typer.Option(
         None, "--max-sessions", min=1, help="Concurrent WebSocket sessions (default 256)."
     ),
+    web: bool | None = typer.Option(
+        None,
+        "--web/--no-web",
+        help="Mount the web debugger at /web (default: on, unless ENABLE_WEB_INTERFACE says otherwise).",
+        show_default=False,
+    ),
 ) -> None:
-    """Run the OpenEnv server (HTTP, WebSocket, MCP) for this benchmark."""
+    """Run the OpenEnv server (HTTP, WebSocket, MCP) and the web debugger at /web."""
+    import os
+
     from metric_tracker_rl.serving import run
 
+    # OpenEnv mounts /web only when ENABLE_WEB_INTERFACE is set; an explicit flag wins.
+    if web is None:
+        os.environ.setdefault(WEB_ENV_VAR, "1")
+    else:
+        os.environ[WEB_ENV_VAR] = "1" if web else "0"
     run(host=host, port=port, max_sessions=max_sessions)
 
 

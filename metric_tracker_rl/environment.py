@@ -31,7 +31,14 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
-from metric_tracker_rl.tasks import NAMED_TASKS, config_for
+from metric_tracker_rl.tasks import (
+    NAMED_TASKS,
+    SPLIT_TYPES,
+    TASK_SPLITS,
+    config_for,
+    split_configs,
+    task_spec,
+)
 
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
 RESET_ARGUMENTS = (
@@ -43,6 +50,8 @@ RESET_ARGUMENTS = (
     "anomaly_count",
     "anomalies",
     "end_date",
+    "split",
+    "index",
 )
 
 INSTRUCTION = (
@@ -107,12 +116,26 @@ class MetricTrackerRlEnvironment(
         anomaly_count: int | None = None,
         anomalies: list[dict[str, Any]] | None = None,
         end_date: str | None = None,
+        split: str | None = None,
+        index: int | None = None,
         **unknown: Any,
     ) -> MetricTrackerRlObservation:
         """Start an episode. Raises ``ConfigError`` for unknown or out-of-range arguments.
 
-        With no arguments at all, the first named task is played.
+        With no arguments at all, the first named task is played. ``split`` + ``index``
+        (OpenEnv's Task API) pick a task of a split; explicit arguments override it.
         """
+        if split is not None or index is not None:
+            try:
+                chosen = task_spec(split, index)["reset"]  # type: ignore[arg-type]
+            except IndexError as err:
+                raise ConfigError(str(err)) from None
+            task_id = chosen.get("task_id", task_id)
+            seed = chosen.get("seed") if seed is None else seed
+            scenario_family = chosen.get("scenario_family") if scenario_family is None else scenario_family
+            difficulty = chosen.get("difficulty") if difficulty is None else difficulty
+            if anomaly_count is None and anomaly_density is None:
+                anomaly_density = chosen.get("anomaly_density")
         if unknown:
             raise ConfigError(f"unknown reset arguments {sorted(unknown)}; allowed: {list(RESET_ARGUMENTS)}")
         given = (seed, scenario_family, difficulty, anomaly_density, anomaly_count, anomalies, end_date)
@@ -180,6 +203,18 @@ class MetricTrackerRlEnvironment(
             return self._analysis(action)
         return self._submission(action)
 
+    # A step is a sub-millisecond computation: run it on the server's event loop rather
+    # than handing it to a per-session worker thread (OpenEnv uses these when overridden).
+    async def reset_async(
+        self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
+        return self.reset(seed=seed, episode_id=episode_id, **kwargs)
+
+    async def step_async(
+        self, action: MetricTrackerRlAction | dict[str, Any], timeout_s: float | None = None, **kwargs: Any
+    ) -> MetricTrackerRlObservation:
+        return self.step(action, timeout_s=timeout_s, **kwargs)
+
     @property
     def state(self) -> MetricTrackerRlState:
         return MetricTrackerRlState(
@@ -211,6 +246,27 @@ class MetricTrackerRlEnvironment(
 
             self._mcp_server = build_mcp_server(self)
         return self._mcp_server
+
+    # --- OpenEnv Task API (metadata only; select with reset(split=..., index=...)) --------
+
+    def list_splits(self) -> list[dict[str, str]]:
+        return [{"name": name, "type": SPLIT_TYPES[name]} for name in TASK_SPLITS]
+
+    def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        return [task_spec(split, i) for i in range(len(split_configs(split)))]
+
+    def num_tasks(self, split: str) -> int:
+        return len(split_configs(split))
+
+    def get_task(self, split: str, index: int) -> dict[str, Any]:
+        return task_spec(split, index)
+
+    def get_task_range(
+        self, split: str, start: int | None = None, stop: int | None = None
+    ) -> list[dict[str, Any]]:
+        count = len(split_configs(split))
+        lo, hi, _ = slice(start, stop).indices(count)
+        return [task_spec(split, i) for i in range(lo, hi)]
 
     # --- debug (operator only) ---------------------------------------------------------
 

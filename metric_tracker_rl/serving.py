@@ -6,12 +6,16 @@ here, so there is one server.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from openenv.core.env_server.http_server import create_app
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
@@ -20,6 +24,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
+from metric_tracker_rl.web import DEBUGGER_TITLE, build_debugger
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8000
@@ -43,33 +48,40 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await _too_large(send, self.limit)
             return
-        received = 0
-        response_started = False
-
-        async def limited_receive() -> dict:
-            nonlocal received
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server stops at Content-Length
+            return
+        # No Content-Length (chunked): read the body up to the limit first, then replay it.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
                 await _too_large(send, self.limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay(body, receive), send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _replay(first: dict, receive: Any) -> Any:
+    """An ASGI receive that yields the buffered body once, then defers to the real one
+    (so a disconnect still reaches streaming responses)."""
+    pending = [first]
+
+    async def replay() -> dict:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
 
 
 async def _too_large(send: Any, limit: int) -> None:
@@ -82,6 +94,17 @@ async def _too_large(send: Any, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats (which JSON cannot carry) by their names."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def max_sessions_from_env() -> int:
@@ -103,11 +126,26 @@ def build_app(max_sessions: int | None = None) -> FastAPI:
         env_name="metric_tracker_rl",
         max_concurrent_envs=max_sessions or max_sessions_from_env(),
         state_cls=MetricTrackerRlState,
+        # Mounted at /web only when ENABLE_WEB_INTERFACE is set (`metric-tracker serve` sets it):
+        # the debugger alone, instead of OpenEnv's generic playground.
+        gradio_builder=build_debugger,
+        show_default_tab=False,
+        title_override=DEBUGGER_TITLE,
     )
 
     @app.exception_handler(ConfigError)
     async def _config_error(request: Request, err: ConfigError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(err)})
+
+    # Validation errors echo the input; NaN/Infinity there must not turn a 422 into a 500.
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(err.errors()))})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        detail = _json_safe(jsonable_encoder(err.detail))
+        return JSONResponse(status_code=err.status_code, content={"detail": detail}, headers=err.headers)
 
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     return app

@@ -146,3 +146,34 @@ def config_for(
         task_id=task_id,
         anomaly_plan=plan,
     )
+
+
+# --- OpenEnv Task API: splits of reset configs -------------------------------------------
+
+TASK_SPLITS: dict[str, tuple[dict[str, Any], ...]] = {
+    "named": tuple({"task_id": task_id} for task_id in NAMED_TASKS),
+    "eval": EVAL_SPLIT,
+}
+SPLIT_TYPES = {"named": "validation", "eval": "test"}
+
+
+def split_configs(split: str) -> tuple[dict[str, Any], ...]:
+    """The reset configs of a split; an unknown split is an IndexError (OpenEnv's 400)."""
+    configs = TASK_SPLITS.get(split) if isinstance(split, str) else None
+    if configs is None:
+        raise IndexError(f"unknown split {split!r}; expected one of {list(TASK_SPLITS)}")
+    return configs
+
+
+def task_spec(split: str, index: int) -> dict[str, Any]:
+    """One task of a split: its id, position and reset config."""
+    configs = split_configs(split)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(configs):
+        raise IndexError(f"task index {index!r} is out of range for split {split!r} (0..{len(configs) - 1})")
+    config = configs[index]
+    return {
+        "id": config.get("task_id") or f"{split}-{index}",
+        "split": split,
+        "index": index,
+        "reset": dict(config),
+    }

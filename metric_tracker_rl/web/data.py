@@ -1,0 +1,560 @@
+"""Data preparation for the web debugger: plain functions, no Gradio, no Plotly.
+
+Argument controls are derived from the method registry's JSON schemas; chart series are
+read from the episode's public arrays (the same numbers the analysis methods return);
+results and grading feedback become tables. Everything here is testable without a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl import statistics as S
+from metric_tracker_rl.analysis import REGISTRY
+from metric_tracker_rl.episode import Episode
+from metric_tracker_rl.families import FAMILIES, SCENARIO_FAMILIES
+from metric_tracker_rl.rows import ROW_FIELDS
+from metric_tracker_rl.tasks import NAMED_TASKS
+
+CUSTOM_TASK = "custom"  # the task picker's entry for a free (seed, family, ...) config
+DEFAULT_CHOICE = "default"  # a reset dropdown left at its default sends nothing
+
+ControlKind = Literal["date", "entity", "entities", "integer", "number", "json"]
+
+
+# --- tasks and reset ---------------------------------------------------------------------
+
+
+def task_choices() -> list[str]:
+    """The task picker: every named task, then the free configuration."""
+    return [*NAMED_TASKS, CUSTOM_TASK]
+
+
+def task_table() -> tuple[list[str], list[list[Any]]]:
+    """The named tasks as a table (headers, rows), for the landing view."""
+    headers = ["task_id", "difficulty", "rows", "description"]
+    rows = [
+        [t.task_id, t.difficulty, t.describe()["anomaly_rows"], t.description] for t in NAMED_TASKS.values()
+    ]
+    return headers, rows
+
+
+def reset_choices() -> dict[str, list[str]]:
+    """Dropdown choices of the reset controls (``default`` = let the task or config decide)."""
+    return {
+        "scenario_family": [DEFAULT_CHOICE, *SCENARIO_FAMILIES],
+        "difficulty": [DEFAULT_CHOICE, *C.DIFFICULTIES],
+        "anomaly_density": [DEFAULT_CHOICE, *C.ANOMALY_DENSITY_COUNTS],
+        "anomaly_count": [DEFAULT_CHOICE]
+        + [str(n) for n in range(C.MIN_ANOMALY_COUNT, C.MAX_ANOMALY_COUNT + 1)],
+    }
+
+
+def reset_arguments(
+    task_id: str | None,
+    seed: float | int | str | None = None,
+    scenario_family: str | None = None,
+    difficulty: str | None = None,
+    anomaly_density: str | None = None,
+    anomaly_count: float | int | str | None = None,
+) -> dict[str, Any]:
+    """The reset kwargs for the controls' values.
+
+    With a named task, only values that differ from the task's own config are sent:
+    re-sending the task's scenario_family would drop its fixed anomaly plan.
+    """
+    kwargs: dict[str, Any] = {}
+    task = NAMED_TASKS.get(task_id or "")
+    given: dict[str, Any] = {
+        "seed": _as_int(seed),
+        "scenario_family": _choice(scenario_family),
+        "difficulty": _choice(difficulty),
+        "anomaly_density": _choice(anomaly_density),
+        "anomaly_count": _as_int(anomaly_count),
+    }
+    if task is not None:
+        kwargs["task_id"] = task.task_id
+        own = task.reset_arguments()
+        given = {k: v for k, v in given.items() if v is not None and own.get(k) != v}
+    return kwargs | {k: v for k, v in given.items() if v is not None}
+
+
+def task_defaults(task_id: str | None) -> dict[str, Any]:
+    """Control values that show a named task's config (the free config keeps its values)."""
+    task = NAMED_TASKS.get(task_id or "")
+    if task is None:
+        return {}
+    own = task.reset_arguments()
+    return {
+        "seed": own["seed"],
+        "scenario_family": own["scenario_family"],
+        "difficulty": own["difficulty"],
+        "anomaly_density": own.get("anomaly_density", DEFAULT_CHOICE),
+        "anomaly_count": str(own["anomaly_count"]) if own.get("anomaly_count") else DEFAULT_CHOICE,
+    }
+
+
+def _choice(value: str | None) -> str | None:
+    return None if value in (None, "", DEFAULT_CHOICE) else value
+
+
+def _as_int(value: float | int | str | None) -> Any:
+    """An integer control's value; what is not a whole number is passed on for the config to refuse."""
+    if value is None or value in ("", DEFAULT_CHOICE):
+        return None
+    if isinstance(value, str):
+        return int(value) if value.strip().lstrip("-").isdigit() else value
+    if isinstance(value, float) and not value.is_integer():
+        return value
+    return int(value)
+
+
+# --- argument controls from the registry -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArgumentControl:
+    """One input of a method, read from its JSON schema."""
+
+    name: str
+    kind: ControlKind
+    description: str
+    required: bool
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Methods share a control when name and kind agree (``date``, ``limit``, ...)."""
+        return f"{self.name}:{self.kind}"
+
+
+def _unwrap_optional(prop: dict[str, Any]) -> dict[str, Any]:
+    options = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
+    if len(options) == 1:
+        return {**options[0], **{k: v for k, v in prop.items() if k != "anyOf"}}
+    return prop
+
+
+def _control_kind(name: str, prop: dict[str, Any]) -> ControlKind:
+    prop = _unwrap_optional(prop)
+    kind = prop.get("type")
+    if kind == "string" and (name == "date" or name.endswith("_date")):
+        return "date"
+    if kind == "string" and name.endswith("_name"):
+        return "entity"
+    if kind == "array" and name.endswith("_names") and prop.get("items", {}).get("type") == "string":
+        return "entities"
+    if kind == "integer":
+        return "integer"
+    if kind == "number":
+        return "number"
+    return "json"
+
+
+def argument_controls(method_name: str) -> list[ArgumentControl]:
+    """The inputs of one method, in schema order."""
+    schema = REGISTRY[method_name].arguments_schema()
+    required = set(schema.get("required", []))
+    controls = []
+    for name, prop in schema["properties"].items():
+        flat = _unwrap_optional(prop)
+        controls.append(
+            ArgumentControl(
+                name=name,
+                kind=_control_kind(name, prop),
+                description=prop.get("description", ""),
+                required=name in required,
+                default=prop.get("default"),
+                minimum=flat.get("minimum"),
+                maximum=flat.get("maximum"),
+            )
+        )
+    return controls
+
+
+def all_argument_controls() -> list[ArgumentControl]:
+    """One control per distinct (name, kind) over the whole registry: the debugger's inputs."""
+    seen: dict[str, ArgumentControl] = {}
+    for name in REGISTRY:
+        for control in argument_controls(name):
+            seen.setdefault(control.key, control)
+    return list(seen.values())
+
+
+def method_choices() -> list[tuple[str, str]]:
+    """(label, name) for the method picker, grouped by kind in registry order."""
+    return [(f"{spec.kind} · {name}", name) for name, spec in REGISTRY.items()]
+
+
+def entity_choices(method_name: str) -> list[str]:
+    """Entities a method accepts: its families' entities, or every entity."""
+    names: list[str] = []
+    for family in FAMILIES:
+        if method_name in (family.detection_method, family.generator_method):
+            names.extend(n for n in family.entity_names if n not in names)
+    return names or [e.entity_name for e in S.ENTITIES]
+
+
+def json_example(method_name: str, control: ArgumentControl) -> str:
+    """A starting value for a JSON argument, so the box shows the expected shape."""
+    if control.name == "rows":
+        return "[]"
+    if control.name == "generator_methods":
+        generator = next(n for n, s in REGISTRY.items() if s.kind == "generator")
+        return json.dumps([{"method_name": generator, "threshold_multiplier": 2.0}], indent=2)
+    return "null"
+
+
+class ArgumentError(ValueError):
+    """A debugger input that cannot become a method argument (bad JSON, not a number)."""
+
+
+def method_arguments(method_name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Turn the controls' values (by control key) into ``analysis_args`` for one method.
+
+    Empty optional inputs are left out so the method's own defaults apply.
+    """
+    args: dict[str, Any] = {}
+    for control in argument_controls(method_name):
+        value = values.get(control.key)
+        if control.kind == "json":
+            text = (value or "").strip()
+            if not text:
+                value = None
+            else:
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as err:
+                    raise ArgumentError(f"{control.name}: not valid JSON ({err.msg})") from None
+        elif control.kind in ("integer", "number"):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                value = None
+            elif control.kind == "integer":
+                if float(value) != int(float(value)):
+                    raise ArgumentError(f"{control.name}: must be a whole number, got {value}")
+                value = int(float(value))
+            else:
+                value = float(value)
+        elif control.kind == "entities":
+            value = list(value) if value else None
+        elif value == "":
+            value = None
+        if value is None and not control.required:
+            continue
+        args[control.name] = value
+    return args
+
+
+# --- results as tables -------------------------------------------------------------------
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            flat_list = all(not isinstance(v, dict | list) for v in value)
+            out[name] = ", ".join(map(str, value)) if flat_list else json.dumps(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _records_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    flat = [_flatten(r) for r in records]
+    headers: list[str] = []
+    for row in flat:
+        headers.extend(k for k in row if k not in headers)
+    return headers, [[row.get(h) for h in headers] for row in flat]
+
+
+def result_table(result: Any) -> tuple[list[str], list[list[Any]]]:
+    """A readable table for a method's result.
+
+    The first list of objects in the result becomes the rows (rows, dates, assessments,
+    hourly rows, families); a single object (an assessment) becomes one row; anything else
+    becomes field/value pairs. The full result stays available as JSON next to it.
+    """
+    if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        return _records_table(result)
+    if not isinstance(result, dict):
+        return ["value"], [[json.dumps(result)]]
+    for value in result.values():
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            return _records_table(value)
+    if "anomaly_type" in result and "entity_name" in result:
+        return _records_table([result])
+    paired = _paired_metrics(result)
+    if paired is not None:
+        return paired
+    flat = _flatten(result)
+    return ["field", "value"], [[k, v] for k, v in flat.items()]
+
+
+def _paired_metrics(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """``{counts: {...}, median_counts: {...}}`` side by side: metric | value | median."""
+    pairs = [k for k in result if isinstance(result[k], dict) and isinstance(result.get(f"median_{k}"), dict)]
+    if not pairs:
+        return None
+    rows = []
+    for key in pairs:
+        for metric, value in result[key].items():
+            rows.append([key, metric, value, result[f"median_{key}"].get(metric)])
+    return ["group", "metric", "value", "median"], rows
+
+
+def result_rows(result: Any) -> list[dict[str, Any]]:
+    """Submission rows inside a result: generator rows, or assessments a detector flagged."""
+    if not isinstance(result, dict):
+        return []
+    if isinstance(result.get("rows"), list) and "row_count" in result:
+        return [dict(r) for r in result["rows"]]
+    items = result.get("assessments") if isinstance(result.get("assessments"), list) else [result]
+    return [
+        _row_only(a) for a in items if isinstance(a, dict) and a.get("anomaly_type") not in (None, "normal")
+    ]
+
+
+def _row_only(assessment: dict[str, Any]) -> dict[str, Any]:
+    return {k: assessment[k] for k in ROW_FIELDS if k in assessment}
+
+
+def flagged_dates(method_name: str, result: Any) -> dict[str, list[str]]:
+    """Dates a detector pointed at, with a short reason each (for the charts' markers).
+
+    ``list_suspicious_dates`` marks its ranked dates; targeted detectors and generators
+    mark the dates of the rows they flag.
+    """
+    out: dict[str, list[str]] = {}
+    if not isinstance(result, dict):
+        return out
+    if method_name == "list_suspicious_dates":
+        for item in result.get("dates", []):
+            out.setdefault(item["date"], []).append(
+                f"suspicious: {item['top_metric']} (z {item['score']:.1f})"
+            )
+        return out
+    for row in result_rows(result):
+        if "date" in row:
+            out.setdefault(row["date"], []).append(f"{row.get('anomaly_type')}: {row.get('entity_name')}")
+    return out
+
+
+def merge_flags(into: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Union of flag reasons per date (no duplicate reasons), sorted by date."""
+    merged = {d: list(r) for d, r in into.items()}
+    for date, reasons in new.items():
+        merged.setdefault(date, []).extend(r for r in reasons if r not in merged.get(date, []))
+    return dict(sorted(merged.items()))
+
+
+# --- chart series ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailySeries:
+    """Daily counts per event and conversion rates per metric, with medians and bands."""
+
+    dates: list[str]
+    counts: dict[str, list[float]]
+    count_medians: dict[str, float]
+    rates: dict[str, list[float]]
+    rate_medians: dict[str, float]
+    rate_band: dict[str, tuple[float, float]]  # median -/+ the detector's threshold (pp)
+
+
+def daily_series(episode: Episode) -> DailySeries:
+    """The window's daily counts and rates (the values ``rows_for_date`` returns)."""
+    values, base = episode.values, episode.base
+    counts = {e: values[:, c].tolist() for e, c in zip(C.EVENTS, S.COUNT_COLS, strict=True)}
+    rates = {
+        m: values[:, c].round(C.ROUND_DIGITS).tolist()
+        for m, c in zip(C.RATE_METRICS, S.RATE_COLS, strict=True)
+    }
+    rate_medians = {
+        m: round(float(base[c]), C.ROUND_DIGITS) for m, c in zip(C.RATE_METRICS, S.RATE_COLS, strict=True)
+    }
+    band = {
+        m: (rate_medians[m] - C.RATE_THRESHOLD_PP[m], rate_medians[m] + C.RATE_THRESHOLD_PP[m])
+        for m in C.RATE_METRICS
+    }
+    return DailySeries(
+        dates=list(episode.dates),
+        counts=counts,
+        count_medians={e: float(base[c]) for e, c in zip(C.EVENTS, S.COUNT_COLS, strict=True)},
+        rates=rates,
+        rate_medians=rate_medians,
+        rate_band=band,
+    )
+
+
+@dataclass(frozen=True)
+class HourlyProfile:
+    """One event's 24 hourly counts on a date against the median of each hour."""
+
+    date: str
+    event: str
+    hours: list[int]
+    counts: list[int]
+    median: list[float]
+    daytime_share: float  # % of the day's events between 08:00 and 19:59
+    median_daytime_share: float
+
+
+def hourly_profile(episode: Episode, date: str, event: str = C.EVENTS[0]) -> HourlyProfile:
+    """Hourly traffic of ``event`` on ``date`` and the window's median hourly profile."""
+    day = episode.date_index[date]
+    index = C.EVENTS.index(event)
+    per_hour = episode.hourly[:, :, index].astype(np.float64)  # (days, 24)
+    shares = 100.0 * per_hour[:, list(C.DAYTIME_HOURS)].sum(axis=1) / np.maximum(per_hour.sum(axis=1), 1.0)
+    return HourlyProfile(
+        date=date,
+        event=event,
+        hours=list(range(C.HOURS)),
+        counts=[int(x) for x in episode.hourly[day, :, index]],
+        median=np.median(per_hour, axis=0).tolist(),
+        daytime_share=round(float(shares[day]), 2),
+        median_daytime_share=round(float(np.median(shares)), 2),
+    )
+
+
+@dataclass(frozen=True)
+class FunnelShape:
+    """The day's count per funnel event against the median count, with step rates."""
+
+    date: str
+    events: list[str]
+    counts: list[int]
+    median: list[float]
+    step_rates: list[float | None]  # % of the previous event reaching this one (None for the first)
+    median_step_rates: list[float | None]
+
+
+def funnel_shape(episode: Episode, date: str) -> FunnelShape:
+    """The funnel on ``date`` against the median funnel of the window."""
+    day = episode.date_index[date]
+    counts = [int(episode.values[day, c]) for c in S.COUNT_COLS]
+    median = [float(episode.base[c]) for c in S.COUNT_COLS]
+
+    def steps(values: list[float]) -> list[float | None]:
+        return [None] + [
+            round(100.0 * b / a, 2) if a > 0 else None for a, b in zip(values[:-1], values[1:], strict=True)
+        ]
+
+    return FunnelShape(date, list(C.EVENTS), counts, median, steps(counts), steps(median))
+
+
+# --- status and feedback -----------------------------------------------------------------
+
+
+def budget_line(observation: Any) -> str:
+    """One status line: task, budgets, last score, and the environment's message."""
+    budget = observation.budget or {}
+    task = observation.task_id or (observation.config or {}).get("scenario_family", "custom")
+    parts = [
+        f"**Task** `{task}`",
+        f"**Steps** {budget.get('steps_used', 0)}/{budget.get('max_steps', C.DEFAULT_MAX_STEPS)}",
+        f"**Submissions** {budget.get('submissions_used', 0)}/"
+        f"{budget.get('max_submissions', C.DEFAULT_MAX_SUBMISSIONS)}",
+        f"**Rows to find** {observation.expected_row_count}",
+        f"**Status** {observation.status}{' (finished)' if observation.done else ''}",
+    ]
+    return " · ".join(parts) + (f"  \n{observation.message}" if observation.message else "")
+
+
+BREAKDOWN_COMPONENTS = tuple(C.GRADE_WEIGHTS)
+BREAKDOWN_PENALTIES = (
+    "extra_row_penalty",
+    "duplicate_row_penalty",
+    "invalid_row_penalty",
+    "mass_submission_penalty",
+)
+BREAKDOWN_COUNTS = (
+    "submitted_rows",
+    "valid_rows",
+    "matched_rows",
+    "extra_rows",
+    "duplicate_rows",
+    "invalid_rows",
+    "missing_rows",
+    "expected_rows",
+)
+
+
+def breakdown_table(breakdown: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The reward breakdown: each component with its weight and weighted points, then penalties."""
+    rows: list[list[Any]] = []
+    for name in BREAKDOWN_COMPONENTS:
+        if name in breakdown:
+            value = float(breakdown[name])
+            weight = C.GRADE_WEIGHTS[name]
+            rows.append(["component", name, round(value, 4), weight, round(value * weight, 4)])
+    for name in BREAKDOWN_PENALTIES:
+        if name in breakdown:
+            rows.append(
+                ["penalty", name, round(float(breakdown[name]), 4), None, -round(float(breakdown[name]), 4)]
+            )
+    for name in BREAKDOWN_COUNTS:
+        if name in breakdown:
+            rows.append(["count", name, breakdown[name], None, None])
+    return ["kind", "name", "value", "weight", "points"], rows
+
+
+def feedback_markdown(observation: Any) -> str:
+    """Score headline and the grader's issues for a graded (or refused) submission."""
+    if observation.status != "graded":
+        return f"**{observation.status}**: {observation.message}"
+    score = observation.reward_breakdown.get("score", observation.reward)
+    lines = [
+        f"### Score {float(score):.4f}",
+        f"{observation.reward_breakdown.get('matched_rows', 0)} of {observation.expected_row_count} expected "
+        f"rows matched by date, entity_type and entity_name; {observation.correct_row_count} fully correct. "
+        f"{observation.message}",
+    ]
+    if observation.submission_issues:
+        lines.append("")
+        lines.append(f"**Issues ({len(observation.submission_issues)})**")
+        lines.extend(f"- {issue}" for issue in observation.submission_issues)
+    else:
+        lines.append("\nNo issues.")
+    return "\n".join(lines)
+
+
+# --- hand-typed rows ---------------------------------------------------------------------
+
+NUMERIC_ROW_FIELDS = ("baseline_value", "observed_value", "delta_value")
+
+
+def rows_from_table(table: list[list[Any]], headers: list[str]) -> list[dict[str, Any]]:
+    """Rows typed into the submission table; blank lines are skipped, numbers parsed.
+
+    A value that is not a number is kept as typed so the grader reports it precisely.
+    """
+    rows = []
+    for line in table:
+        cells = {h: v for h, v in zip(headers, line, strict=False)}
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells.values()):
+            continue
+        row: dict[str, Any] = {}
+        for name, value in cells.items():
+            if isinstance(value, str):
+                value = value.strip()
+            if value is None or value == "":
+                continue
+            if name in NUMERIC_ROW_FIELDS:
+                with contextlib.suppress(TypeError, ValueError):
+                    value = float(value)
+            row[name] = value
+        rows.append(row)
+    return rows
