@@ -125,21 +125,19 @@ class MetricTrackerRlEnvironment(
         With no arguments at all, the first named task is played. ``split`` + ``index``
         (OpenEnv's Task API) pick a task of a split; explicit arguments override it.
         """
-        if split is not None or index is not None:
-            try:
-                chosen = task_spec(split, index)["reset"]  # type: ignore[arg-type]
-            except IndexError as err:
-                raise ConfigError(str(err)) from None
-            task_id = chosen.get("task_id", task_id)
-            seed = chosen.get("seed") if seed is None else seed
-            scenario_family = chosen.get("scenario_family") if scenario_family is None else scenario_family
-            difficulty = chosen.get("difficulty") if difficulty is None else difficulty
-            if anomaly_count is None and anomaly_density is None:
-                anomaly_density = chosen.get("anomaly_density")
         if unknown:
             raise ConfigError(f"unknown reset arguments {sorted(unknown)}; allowed: {list(RESET_ARGUMENTS)}")
-        given = (seed, scenario_family, difficulty, anomaly_density, anomaly_count, anomalies, end_date)
-        if task_id is None and all(v is None for v in given):
+        given = (
+            seed,
+            scenario_family,
+            difficulty,
+            anomaly_density,
+            anomaly_count,
+            anomalies,
+            end_date,
+            split,
+        )
+        if task_id is None and index is None and all(v is None for v in given):
             task_id = next(iter(NAMED_TASKS))
         config = config_for(
             task_id,
@@ -150,6 +148,8 @@ class MetricTrackerRlEnvironment(
             anomaly_count=anomaly_count,
             anomalies=anomalies,
             end_date=end_date,
+            split=split,
+            index=index,
         )
         self._episode = build_episode(config)
         self._episode_id = episode_id

@@ -118,12 +118,26 @@ def config_for(
     anomaly_count: Any = None,
     anomalies: Any = None,
     end_date: Any = None,
+    split: Any = None,
+    index: Any = None,
 ) -> EpisodeConfig:
-    """Resolve reset arguments, starting from a named task's config when one is given.
+    """Resolve reset arguments, starting from a named task's config, or from a Task API
+    split's config (``split`` + ``index``), when one is given.
 
     Explicit arguments override the task's; changing its family or size drops the task's
     fixed family plan.
     """
+    if split is not None or index is not None:
+        try:
+            chosen = task_spec(split, index)["reset"]
+        except IndexError as err:
+            raise ConfigError(str(err)) from None
+        task_id = chosen.get("task_id", task_id)
+        seed = chosen.get("seed") if seed is None else seed
+        scenario_family = chosen.get("scenario_family") if scenario_family is None else scenario_family
+        difficulty = chosen.get("difficulty") if difficulty is None else difficulty
+        if anomaly_count is None and anomaly_density is None:
+            anomaly_density = chosen.get("anomaly_density")
     plan = None
     if task_id is not None:
         task = NAMED_TASKS.get(task_id) if isinstance(task_id, str) else None
