@@ -16,16 +16,14 @@ import datetime as dt
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from machine import machine  # bench/machine.py (the script's folder is on sys.path)
 from rich.console import Console
 from rich.table import Table
 
@@ -48,27 +46,6 @@ TARGETS: dict[str, tuple[float, float]] = {
     "reset + submission (cold)": (1.0, 7.5),
     "reset + submission (warm)": (1.0, 7.5),
 }
-
-
-def machine() -> dict[str, Any]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "numpy": version("numpy"),
-        "pydantic": version("pydantic"),
-        "openenv": version("openenv"),
-        "metric_tracker_rl": version("metric-tracker-rl"),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 def measure(operation: Callable[[], Any], repeat: int) -> list[int]:

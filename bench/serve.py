@@ -28,7 +28,6 @@ import gc
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -42,11 +41,11 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
+from machine import machine  # bench/machine.py (the script's folder is on sys.path)
 from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import connect as ws_connect
@@ -94,38 +93,6 @@ EARLIER_START = "6.9-8.0 s"
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        **{
-            name: version(name)
-            for name in (
-                "openenv",
-                "metric-tracker-rl",
-                "fastapi",
-                "uvicorn",
-                "starlette",
-                "websockets",
-                "httpx",
-                "pydantic",
-                "numpy",
-            )
-        },
-    }
 
 
 def bytecode_info() -> dict[str, Any]:
@@ -1064,7 +1031,19 @@ def main(argv: list[str] | None = None) -> int:
         "app": options.app,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine(
+            (
+                "openenv",
+                "metric-tracker-rl",
+                "fastapi",
+                "uvicorn",
+                "starlette",
+                "websockets",
+                "httpx",
+                "pydantic",
+                "numpy",
+            )
+        ),
     }
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     started = time.perf_counter()
