@@ -168,7 +168,9 @@ def test_available_methods_and_tool_schemas_are_derived_from_the_registry():
     for entry, tool in zip(listed, tools, strict=True):
         spec = analysis.REGISTRY[entry["name"]]
         assert entry["kind"] == spec.kind
-        assert entry["description"] == spec.description == tool["function"]["description"]
+        assert entry["description"] == spec.description
+        assert tool["function"]["description"] == f"{spec.description} {spec.cost_text()}"
+        assert entry["cost"] == spec.cost and entry["cost_per_row"] == spec.cost_per_row
         assert entry["arguments"] == tool["function"]["parameters"]
 
 

@@ -33,6 +33,15 @@ class MethodSpec:
     kind: MethodKind
     args_model: type[BaseModel]
     function: Callable[[Episode, Any], Any]
+    cost: int = 1  # budget units charged per call
+    cost_per_row: int = 0  # plus this much per row the call returns (generators)
+
+    def cost_text(self) -> str:
+        """The price of a call in words, for descriptions and tool schemas."""
+        units = f"{self.cost} budget unit{'s' if self.cost != 1 else ''}"
+        if self.cost_per_row:
+            units += f" + {self.cost_per_row} per row returned"
+        return f"Cost: {units}."
 
     def arguments_schema(self) -> dict[str, Any]:
         """JSON schema of the arguments, self-contained (no $defs references)."""
@@ -49,6 +58,8 @@ class MethodSpec:
             "name": self.name,
             "description": self.description,
             "kind": self.kind,
+            "cost": self.cost,
+            "cost_per_row": self.cost_per_row,
             "arguments": self.arguments_schema(),
         }
 
@@ -58,7 +69,7 @@ class MethodSpec:
             "type": "function",
             "function": {
                 "name": self.name,
-                "description": self.description,
+                "description": f"{self.description} {self.cost_text()}",
                 "parameters": self.arguments_schema(),
             },
         }
@@ -80,14 +91,16 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def method(name: str, kind: MethodKind, args_model: type[BaseModel]):
-    """Register a method; its docstring's first paragraph is its public description."""
+def method(
+    name: str, kind: MethodKind, args_model: type[BaseModel], cost: int = 1, cost_per_row: int = 0
+):
+    """Register a method with its price; its docstring's first paragraph is its public description."""
 
     def register(function: Callable[[Episode, Any], Any]) -> Callable[[Episode, Any], Any]:
         if name in REGISTRY:
             raise RuntimeError(f"analysis method {name!r} registered twice")
         description = " ".join((function.__doc__ or "").strip().split("\n\n")[0].split())
-        REGISTRY[name] = MethodSpec(name, description, kind, args_model, function)
+        REGISTRY[name] = MethodSpec(name, description, kind, args_model, function, cost, cost_per_row)
         return function
 
     return register
