@@ -217,6 +217,10 @@ def evaluate(
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="Play against a server, not in process.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Episodes in parallel.")] = 1,
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", min=1, help="Step budget in units (default: set by each episode)."),
+    ] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the report(s) to this file.")] = None,
 ) -> None:
     """Play agents over tasks / the evaluation split / a config file; print a markdown score table."""
@@ -228,6 +232,12 @@ def evaluate(
     unknown = [name for name in agent if name not in AGENTS]
     if unknown:
         raise typer.BadParameter(f"unknown agent(s) {unknown}; available: {sorted(AGENTS)}")
+    if max_steps is not None and url is not None:
+        raise typer.BadParameter(
+            "--max-steps applies in process; a server's budget is set where it is served "
+            "(metric-tracker serve --max-steps)",
+            param_hint="--max-steps",
+        )
     configs, labels = eval_configs(task or [], split, configs_file)
     reports = []
     with Progress(transient=True) as progress:
@@ -240,6 +250,7 @@ def evaluate(
                     labels=labels,
                     url=url,
                     workers=workers,
+                    max_steps=max_steps,
                     on_episode=lambda _record, bar=bar: progress.advance(bar),
                 )
             )
@@ -324,6 +335,9 @@ def serve(
     max_sessions: int = typer.Option(
         None, "--max-sessions", min=1, help="Concurrent WebSocket sessions (default 256)."
     ),
+    max_steps: int = typer.Option(
+        None, "--max-steps", min=1, help="Step budget of every episode (default: set by each episode)."
+    ),
     web: bool | None = typer.Option(
         None,
         "--web/--no-web",
@@ -341,7 +355,7 @@ def serve(
         os.environ.setdefault(WEB_ENV_VAR, "1")
     else:
         os.environ[WEB_ENV_VAR] = "1" if web else "0"
-    run(host=host, port=port, max_sessions=max_sessions)
+    run(host=host, port=port, max_sessions=max_sessions, max_steps=max_steps)
 
 
 if __name__ == "__main__":

@@ -131,22 +131,37 @@ MIN_ANOMALY_COUNT = 1
 MAX_ANOMALY_COUNT = 12
 
 # --- Budgets --------------------------------------------------------------------------
-DEFAULT_MAX_STEPS = 50
+# Every action spends budget units: an analysis method its registered cost (see
+# analysis/methods.py), a submission SUBMISSION_COST, an error or a refused call ERROR_COST.
+# The step budget of an episode is STEP_BUDGET_BASE + STEP_BUDGET_PER_ROW x expected rows
+# for its difficulty; the episode ends when it is spent.
+STEP_BUDGET_BASE: dict[str, int] = {"easy": 8, "medium": 12, "hard": 22}
+STEP_BUDGET_PER_ROW: dict[str, int] = {"easy": 5, "medium": 5, "hard": 5}
 DEFAULT_MAX_SUBMISSIONS = 3
+SUBMISSION_COST = 1
+ERROR_COST = 1
+# Methods priced per row (generators, raw daily rows) show at most this many rows a call.
+MAX_ROWS_PER_CALL = 10
+GENERATOR_ROW_COST = 2  # a generator row is an exact canonical row the agent did not have to find
+# A generator is a filter, not a dump: threshold_multiplier (x std_from_median) is at least this.
+MIN_THRESHOLD_MULTIPLIER = 1.0
 
 # --- Grading --------------------------------------------------------------------------
+# Score = sum of weight x credit minus penalties, clamped to [0, 1]. Precision is matched /
+# valid submitted rows; every other credit is counted per matched row and divided by the
+# expected row count, so each exactly right row adds (1 - 0.10) / E and an exact subset of
+# j of E rows scores 0.10 + 0.90 j / E.
 GRADE_WEIGHTS: dict[str, float] = {
-    "precision": 0.30,
-    "recall": 0.30,
-    "anomaly_type": 0.12,
-    "detection_method": 0.10,
-    "numeric_values": 0.12,
-    "severity": 0.06,
+    "precision": 0.10,
+    "recall": 0.25,  # the row's key (date|entity_type|entity_name) is an expected one
+    "anomaly_type": 0.10,
+    "detection_method": 0.05,
+    "numeric_values": 0.35,  # a third each for baseline, observed and delta within tolerance
+    "severity": 0.15,
 }
 NUMERIC_RELATIVE_TOLERANCE = 0.01  # |submitted - expected| <= max(1 % of |expected|, floor)
 NUMERIC_ABSOLUTE_FLOOR = 0.05
-EXTRA_ROW_PENALTY = 0.05  # per extra valid row beyond the matched ones ...
-EXTRA_ROW_PENALTY_CAP = 0.30  # ... up to this much (the mass penalty covers the rest)
+EXTRA_ROW_PENALTY_SHARE = 0.5  # an extra valid row costs half of what an exactly right row earns
 DUPLICATE_ROW_PENALTY = 0.05  # per duplicate key
 INVALID_ROW_PENALTY = 0.05  # per row that fails validation
 MASS_SUBMISSION_FACTOR = 3  # more extra rows than this x expected ...
@@ -154,3 +169,6 @@ MASS_SUBMISSION_PENALTY = 0.5  # ... costs this much on top
 MAX_SUBMISSION_ROWS = 500
 
 ROUND_DIGITS = 4
+MAD_TO_SIGMA = 1.4826  # median absolute deviation x this = a robust standard deviation
+MEAN_AD_TO_SIGMA = 1.2533  # ... or mean absolute deviation x this, where the median one is 0
+MAX_DISCOVERY_SCORE = 99.9  # robust z-scores shown by discovery views are capped here

@@ -25,12 +25,13 @@ from metric_tracker_rl.analysis import (
 )
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.episode import Episode, build_episode
-from metric_tracker_rl.grading import grade_submission
+from metric_tracker_rl.grading import ReportRubric, grade_submission
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
+from metric_tracker_rl.rows import row_key
 from metric_tracker_rl.tasks import (
     NAMED_TASKS,
     SPLIT_TYPES,
@@ -58,16 +59,23 @@ INSTRUCTION = (
     "Investigate four weeks of product-funnel metrics ({start}..{end}) and report every "
     "anomaly as a row (date, entity_type, entity_name, anomaly_type, detection_method, "
     "baseline_value, observed_value, delta_value, severity). There are {n} anomaly rows to "
-    "find. Use the analysis methods (analysis_method + analysis_args) to look at the data; "
-    "submit with classifications and/or payload_generators. Extra rows cost points. Budget: "
-    "{steps} steps, {subs} graded submissions."
+    "find. Use the analysis methods (analysis_method + analysis_args) to look at the data: "
+    "each has a cost in budget units (see available_methods); discovery views rank and hint, "
+    "the detection methods decide. Submit with classifications and/or payload_generators "
+    "(a submission costs {submission_cost}). Each exactly right row earns about 1/{n} of the "
+    "score; extra rows cost. Budget: {steps} units, {subs} graded submissions."
 )
 
 
-def _row_key(row: Any) -> str | None:
-    if not isinstance(row, dict):
-        return None
-    return f"{row.get('date')}|{row.get('entity_type')}|{row.get('entity_name')}"
+def step_budget(difficulty: str, expected_rows: int) -> int:
+    """The default step budget (in budget units) of an episode."""
+    return C.STEP_BUDGET_BASE[difficulty] + C.STEP_BUDGET_PER_ROW[difficulty] * expected_rows
+
+
+def _generated_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """What a submission shows of a row the server built: its key and family, not its values
+    (those are canonical; an analysis call that shows them is priced per row)."""
+    return {k: row[k] for k in ("date", "entity_type", "entity_name", "anomaly_type", "detection_method")}
 
 
 def debug_enabled_from_env() -> bool:
@@ -88,16 +96,22 @@ class MetricTrackerRlEnvironment(
     def __init__(
         self,
         debug: bool | None = None,
-        max_steps: int = C.DEFAULT_MAX_STEPS,
+        max_steps: int | None = None,
         max_submissions: int = C.DEFAULT_MAX_SUBMISSIONS,
     ) -> None:
-        super().__init__()
+        """``max_steps``: the step budget in budget units; by default it is set per episode
+        by difficulty and expected row count (``step_budget``)."""
+        super().__init__(rubric=ReportRubric())
         self.debug = debug_enabled_from_env() if debug is None else bool(debug)
-        self.max_steps = max_steps
+        if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        self.max_steps_override = max_steps
+        self.max_steps = max_steps or 0
         self.max_submissions = max_submissions
         self._episode: Episode | None = None
         self._episode_id: str | None = None
-        self._steps = 0
+        self._steps = 0  # budget units spent
+        self._actions = 0  # steps taken (OpenEnv's step_count)
         self._submissions = 0
         self._last_score: float | None = None
         self._done = False
@@ -153,11 +167,13 @@ class MetricTrackerRlEnvironment(
         )
         self._episode = build_episode(config)
         self._episode_id = episode_id
-        self._steps = self._submissions = 0
+        self._steps = self._actions = self._submissions = 0
         self._last_score = None
         self._done = False
+        self._reset_rubric()
         episode = self._episode
         n = len(episode.expected_rows)
+        self.max_steps = self.max_steps_override or step_budget(config.difficulty, n)
         return self._observation(
             status="ready",
             message="Episode ready. Start with task_overview.",
@@ -168,6 +184,7 @@ class MetricTrackerRlEnvironment(
                 n=n,
                 steps=self.max_steps,
                 subs=self.max_submissions,
+                submission_cost=C.SUBMISSION_COST,
             ),
             config=self._visible_config(),
             available_methods=available_methods(),
@@ -192,13 +209,13 @@ class MetricTrackerRlEnvironment(
                 message="The episode is finished; call reset to start a new one.",
                 reward=self._final_reward(),
             )
+        self._actions += 1
         if not isinstance(action, MetricTrackerRlAction):
             try:
                 action = MetricTrackerRlAction.model_validate(action)
             except ValidationError as err:
-                self._steps += 1
+                self._steps += C.ERROR_COST
                 return self._after_step(status="error", message=f"malformed action: {err.errors()[0]['msg']}")
-        self._steps += 1
         if action.analysis_method is not None:
             return self._analysis(action)
         return self._submission(action)
@@ -219,7 +236,7 @@ class MetricTrackerRlEnvironment(
     def state(self) -> MetricTrackerRlState:
         return MetricTrackerRlState(
             episode_id=self._episode_id,
-            step_count=self._steps,
+            step_count=self._actions,
             task_id=self._episode.config.task_id if self._episode else None,
             config=self._visible_config(),
             submissions_used=self._submissions,
@@ -288,7 +305,9 @@ class MetricTrackerRlEnvironment(
 
     def _analysis(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         assert self._episode is not None
-        result = run_method(self._episode, action.analysis_method, action.analysis_args)
+        left = self.max_steps - self._steps
+        result = run_method(self._episode, action.analysis_method, action.analysis_args, budget_left=left)
+        self._steps += result["cost"]
         if "error" in result:
             return self._after_step(status="error", message=result["error"], analysis_result=result)
         extra: dict[str, Any] = {}
@@ -305,12 +324,15 @@ class MetricTrackerRlEnvironment(
             specs = parse_generator_specs(action.payload_generators) if action.payload_generators else []
             generated = build_payload(episode, specs)
         except MethodError as err:
+            self._steps += C.ERROR_COST
             return self._after_step(status="error", message=f"payload_generators not graded: {err}")
+        self._steps += C.SUBMISSION_COST
         # A hand-written row overrides a generated row with the same key.
-        hand_keys = {_row_key(r) for r in action.classifications}
-        generated = [r for r in generated if _row_key(r) not in hand_keys]
+        hand_keys = {row_key(r) for r in action.classifications if isinstance(r, dict)}
+        generated = [r for r in generated if row_key(r) not in hand_keys]
         submitted = [*action.classifications, *generated]
-        grade = grade_submission(submitted, episode.expected_rows, episode.date_index)
+        generated_keys = {row_key(r) for r in generated}
+        grade = grade_submission(submitted, episode.expected_rows, episode.date_index, self.rubric)
         self._submissions += 1
         self._last_score = grade.score
         if grade.score >= 1.0 or self._submissions >= self.max_submissions:
@@ -319,8 +341,8 @@ class MetricTrackerRlEnvironment(
             status="graded",
             message=f"Submission {self._submissions}/{self.max_submissions} graded: score {grade.score:.4f}.",
             reward=grade.score,
-            generated_rows=generated[: C.MAX_SUBMISSION_ROWS],
-            submitted_rows=[row.model_dump() for row in grade.valid_rows],
+            generated_rows=[_generated_summary(r) for r in generated[: C.MAX_SUBMISSION_ROWS]],
+            submitted_rows=[row.model_dump() for row in grade.valid_rows if row.key not in generated_keys],
             submission_preview={
                 k: grade.breakdown[k]
                 for k in ("submitted_rows", "valid_rows", "invalid_rows", "duplicate_rows")
@@ -359,6 +381,7 @@ class MetricTrackerRlEnvironment(
             expected_row_count=len(episode.expected_rows),
             budget={
                 "steps_used": self._steps,
+                "steps_left": max(self.max_steps - self._steps, 0),
                 "max_steps": self.max_steps,
                 "submissions_used": self._submissions,
                 "max_submissions": self.max_submissions,

@@ -56,6 +56,23 @@ class Episode:
         return {d: i for i, d in enumerate(self.dates)}
 
     @cached_property
+    def unusualness(self) -> np.ndarray:
+        """Robust z-score per (day, entity), what discovery views rank by: |value - window
+        median| over 1.4826 x the median absolute deviation (1.2533 x the mean absolute
+        deviation where that is 0, as for a statistic that takes few values), capped at
+        MAX_DISCOVERY_SCORE. Impossible counts break an invariant: any excess is off the scale.
+        Anomalies and decoys alike stand out."""
+        median = np.median(self.values, axis=0)
+        deviation = np.abs(self.values - median)
+        scale = C.MAD_TO_SIGMA * np.median(deviation, axis=0)
+        fallback = C.MEAN_AD_TO_SIGMA * deviation.mean(axis=0)
+        scale = np.where(scale > 0, scale, fallback)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(deviation > 0, deviation / scale, 0.0)
+        z[:, S.QUALITY_COLS] = np.where(self.values[:, S.QUALITY_COLS] > 0, np.inf, 0.0)
+        return np.minimum(z, C.MAX_DISCOVERY_SCORE)
+
+    @cached_property
     def weekdays(self) -> tuple[str, ...]:
         return tuple(_WEEKDAYS[dt.date.fromisoformat(d).weekday()] for d in self.dates)
 

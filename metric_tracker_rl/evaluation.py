@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import multiprocessing
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from typing import Any
+
+import numpy as np
 
 from metric_tracker_rl.agents import AGENTS, ClientHandle
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
@@ -36,8 +39,25 @@ def episode_record(config: dict[str, Any], final: MetricTrackerRlObservation) ->
     }
 
 
-def _play_in_process(agent_name: str, config: dict[str, Any]) -> dict[str, Any]:
-    final = AGENTS[agent_name]().play(MetricTrackerRlEnvironment(), dict(config))
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 20_260_331  # fixed: the same scores always give the same interval
+CONFIDENCE = 0.95
+
+
+def bootstrap_ci(scores: Sequence[float]) -> list[float]:
+    """95 % percentile-bootstrap confidence interval of the mean (deterministic)."""
+    if not scores:
+        return [0.0, 0.0]
+    values = np.asarray(scores, dtype=float)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = values[rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))].mean(axis=1)
+    tail = (1.0 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return [round(float(low), 6), round(float(high), 6)]
+
+
+def _play_in_process(agent_name: str, config: dict[str, Any], max_steps: int | None = None) -> dict[str, Any]:
+    final = AGENTS[agent_name]().play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
     return episode_record(config, final)
 
 
@@ -56,16 +76,21 @@ def run_evaluation(
     labels: list[str] | None = None,
     url: str | None = None,
     workers: int = 1,
+    max_steps: int | None = None,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Play every config once; return the report (``agent``, ``episodes``, ``mean_score``, ``per_task``).
+    """Play every config once; return the report (``agent``, ``episodes``, ``mean_score``,
+    ``mean_score_ci``, ``per_task``, ``per_task_ci``).
 
     ``labels`` (one per config) name the groups of ``per_task``; by default a config's
-    task id, or family:difficulty.
+    task id, or family:difficulty. ``max_steps`` replaces the default step budget (in
+    process only: a server's budget is its operator's).
     """
     if agent_name not in AGENTS:
         raise ValueError(f"unknown agent {agent_name!r}; available: {sorted(AGENTS)}")
-    episodes = list(_episodes(agent_name, configs, url, workers, on_episode))
+    if max_steps is not None and url is not None:
+        raise ValueError("max_steps applies in process; a server's budget is set where it is served")
+    episodes = list(_episodes(agent_name, configs, url, workers, max_steps, on_episode))
     if labels is not None:
         for episode, label in zip(episodes, labels, strict=True):
             episode["label"] = label
@@ -77,12 +102,13 @@ def _episodes(
     configs: list[dict[str, Any]],
     url: str | None,
     workers: int,
+    max_steps: int | None,
     on_episode: Callable[[dict[str, Any]], None] | None,
 ) -> Iterable[dict[str, Any]]:
     def play(config: dict[str, Any]) -> Any:
         if url is not None:
             return pool.submit(_play_remote, agent_name, url, config)
-        return pool.submit(_play_in_process, agent_name, config)
+        return pool.submit(partial(_play_in_process, max_steps=max_steps), agent_name, config)
 
     pool: Executor
     if workers <= 1:
@@ -104,24 +130,34 @@ def summarise(agent_name: str, episodes: list[dict[str, Any]]) -> dict[str, Any]
     groups: dict[str, list[float]] = {}
     for episode in episodes:
         groups.setdefault(episode["label"], []).append(episode["score"])
+    scores = [e["score"] for e in episodes]
     return {
         "agent": agent_name,
         "episodes": episodes,
-        "mean_score": round(statistics.fmean(e["score"] for e in episodes), 6) if episodes else 0.0,
-        "per_task": {label: round(statistics.fmean(scores), 6) for label, scores in groups.items()},
+        "mean_score": round(statistics.fmean(scores), 6) if episodes else 0.0,
+        "mean_score_ci": bootstrap_ci(scores),
+        "per_task": {label: round(statistics.fmean(group), 6) for label, group in groups.items()},
+        "per_task_ci": {label: bootstrap_ci(group) for label, group in groups.items()},
     }
 
 
 def markdown_table(reports: list[dict[str, Any]]) -> str:
-    """Agents as rows, task groups as columns, plus the mean over all episodes."""
+    """Agents as rows, task groups as columns, plus the mean over all episodes; every mean
+    with its 95 % bootstrap confidence interval."""
     labels = list(dict.fromkeys(label for r in reports for label in r["per_task"]))
     lines = [
         "| agent | " + " | ".join(labels) + " | mean |",
         "|---|" + "---|" * (len(labels) + 1),
     ]
     for report in reports:
-        cells = [
-            f"{report['per_task'][label]:.4f}" if label in report["per_task"] else "" for label in labels
-        ]
-        lines.append(f"| {report['agent']} | " + " | ".join(cells) + f" | {report['mean_score']:.4f} |")
+        means, intervals = report["per_task"], report["per_task_ci"]
+        cells = [_with_ci(means[label], intervals[label]) if label in means else "" for label in labels]
+        mean = _with_ci(report["mean_score"], report["mean_score_ci"])
+        lines.append(f"| {report['agent']} | " + " | ".join(cells) + f" | {mean} |")
     return "\n".join(lines)
+
+
+def _with_ci(mean: float, ci: Sequence[float]) -> str:
+    if ci[0] == ci[1]:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"

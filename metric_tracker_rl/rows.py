@@ -1,12 +1,17 @@
 """The anomaly-row schema shared by the generator (hidden truth), the analysis methods
-(generated rows, assessments) and the grader. Plain pydantic, no server imports."""
+(generated rows, assessments) and the grader, with the one row key and the one row
+validation. Plain pydantic, no server imports."""
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
 
 Severity = Literal["low", "medium", "high", "critical"]
 EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
@@ -22,6 +27,15 @@ ROW_FIELDS: tuple[str, ...] = (
     "delta_value",
     "severity",
 )
+KEY_FIELDS: tuple[str, ...] = ROW_FIELDS[:3]
+NUMERIC_FIELDS: tuple[str, ...] = ("baseline_value", "observed_value", "delta_value")
+
+
+def row_key(row: Mapping[str, Any] | AnomalyRow) -> str:
+    """Rows are matched on date|entity_type|entity_name."""
+    if isinstance(row, AnomalyRow):
+        return f"{row.date}|{row.entity_type}|{row.entity_name}"
+    return "|".join(str(row.get(name)) for name in KEY_FIELDS)
 
 
 class AnomalyRow(BaseModel):
@@ -48,5 +62,77 @@ class AnomalyRow(BaseModel):
 
     @property
     def key(self) -> str:
-        """Rows are matched on date|entity_type|entity_name."""
-        return f"{self.date}|{self.entity_type}|{self.entity_name}"
+        return row_key(self)
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line per failing field: 'field.path: message'."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "row"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ValidatedRows:
+    """Submitted rows split into valid unique rows, with public per-row problems."""
+
+    rows: list[AnomalyRow] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # index of each valid row in the input
+    issues: list[str] = field(default_factory=list)  # invalid and duplicate rows only
+    invalid: int = 0
+    duplicates: int = 0
+
+
+def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> ValidatedRows:
+    """Parse rows, reject malformed ones and flag duplicate keys (first occurrence wins).
+
+    Whether a row is well-formed or a duplicate is public; nothing here reads the truth.
+    """
+    rows: list[AnomalyRow] = []
+    positions: list[int] = []
+    issues: list[str] = []
+    seen: set[str] = set()
+    invalid = duplicates = 0
+    for i, raw in enumerate(raw_rows):
+        if isinstance(raw, AnomalyRow):
+            row = raw
+        else:
+            if not isinstance(raw, Mapping):
+                issues.append(f"row {i}: invalid: expected an object with fields {list(ROW_FIELDS)}")
+                invalid += 1
+                continue
+            try:
+                # Keys outside the row schema (e.g. an assessment's "threshold") are ignored.
+                row = AnomalyRow.model_validate({k: raw[k] for k in ROW_FIELDS if k in raw})
+            except ValidationError as err:
+                issues.append(f"row {i}: invalid: {describe_validation_error(err)}")
+                invalid += 1
+                continue
+        problem = _semantic_problem(row, valid_dates)
+        if problem:
+            issues.append(f"row {i} ({row.key}): invalid: {problem}")
+            invalid += 1
+            continue
+        if row.key in seen:
+            issues.append(f"row {i} ({row.key}): duplicate key; only the first row counts")
+            duplicates += 1
+            continue
+        seen.add(row.key)
+        rows.append(row)
+        positions.append(i)
+    return ValidatedRows(rows, positions, issues, invalid, duplicates)
+
+
+def _semantic_problem(row: AnomalyRow, valid_dates: Collection[str]) -> str | None:
+    if row.date not in valid_dates:
+        return f"date {row.date!r} is not a date of this episode"
+    names = ENTITY_NAMES_BY_TYPE[row.entity_type]
+    if row.entity_name not in names:
+        return f"entity_name {row.entity_name!r} is not a {row.entity_type} entity (one of {list(names)})"
+    if row.anomaly_type not in ANOMALY_TYPES:
+        return f"anomaly_type {row.anomaly_type!r} is unknown (one of {list(ANOMALY_TYPES)})"
+    if not row.detection_method:
+        return "detection_method is empty"
+    return None

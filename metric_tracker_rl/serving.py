@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -117,10 +118,16 @@ def max_sessions_from_env() -> int:
     return value
 
 
-def build_app(max_sessions: int | None = None) -> FastAPI:
-    """The FastAPI app: OpenEnv's HTTP + WebSocket + MCP routes for this environment."""
+def build_app(max_sessions: int | None = None, max_steps: int | None = None) -> FastAPI:
+    """The FastAPI app: OpenEnv's HTTP + WebSocket + MCP routes for this environment.
+
+    ``max_steps`` replaces every episode's default step budget (the operator's choice;
+    clients cannot change it)."""
+    environment = (
+        partial(MetricTrackerRlEnvironment, max_steps=max_steps) if max_steps else MetricTrackerRlEnvironment
+    )
     app = create_app(
-        MetricTrackerRlEnvironment,
+        environment,
         MetricTrackerRlAction,
         MetricTrackerRlObservation,
         env_name="metric_tracker_rl",
@@ -151,8 +158,13 @@ def build_app(max_sessions: int | None = None) -> FastAPI:
     return app
 
 
-def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_sessions: int | None = None) -> None:
+def run(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_sessions: int | None = None,
+    max_steps: int | None = None,
+) -> None:
     """Serve the app with uvicorn (blocking)."""
     import uvicorn
 
-    uvicorn.run(build_app(max_sessions), host=host, port=port, log_level="info")
+    uvicorn.run(build_app(max_sessions, max_steps), host=host, port=port, log_level="info")

@@ -125,6 +125,19 @@ def flags(z: np.ndarray) -> np.ndarray:
     return flagged
 
 
+def public_flag(entity_type: str, baseline: float, observed: float, threshold: float) -> bool:
+    """The canonical rule on one row's values, with the threshold ``task_overview`` publishes
+    for its entity: the scalar form of ``flags`` (they agree on every (day, entity))."""
+    delta = observed - baseline
+    if entity_type == "event_count":
+        return abs(delta) > threshold * abs(baseline)
+    if entity_type == "funnel_step":
+        return observed < (1.0 - threshold) * baseline
+    if entity_type == "data_quality":
+        return observed > threshold
+    return abs(delta) > threshold  # conversion_rate: points; hourly_mix: share points
+
+
 def within_margin(z: np.ndarray, margin: float) -> np.ndarray:
     """True where a value keeps the separation margin from its threshold on both sides."""
     a = np.abs(z)

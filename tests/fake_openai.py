@@ -3,9 +3,10 @@
 ``POST /v1/chat/completions`` answers in the real response format (``chat.completion``,
 ``tool_calls`` with JSON-string arguments, ``finish_reason``, ``usage``). The "model" is a
 policy that reads the conversation like a model would: the solving policy calls
-task_overview, scans get_median_filter_rows (raising threshold_multiplier while the result
-comes back truncated), keeps the rows beyond the public thresholds, confirms each with its
-detection method (parallel tool calls) and submits the confirmed assessments. ``faults``
+task_overview and list_suspicious_dates, examines the most suspicious dates with the
+method each date's strongest signal calls for (two dates at a time, as parallel tool
+calls), confirms daily counts and rates that cross a public threshold, and submits the
+confirmed assessments once it has as many as the task has rows. ``faults``
 replace the first replies with malformed ones (bad JSON, unknown tool, text only, HTTP
 500, ...). Every request body is recorded. Loopback only, a free port, a daemon thread.
 """
@@ -19,11 +20,12 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from metric_tracker_rl.agents.solver import beyond_public_threshold
+from metric_tracker_rl.agents.solver import DAILY_VIEW, PLANS
 from metric_tracker_rl.rows import ROW_FIELDS
+from metric_tracker_rl.statistics import public_flag
 
-SCAN_METHOD = "get_median_filter_rows"
-SCAN_MULTIPLIERS = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0)  # raised while the scan comes back truncated
+DISCOVERY = "list_suspicious_dates"
+DATES_PER_TURN = 2  # dates examined in parallel tool calls per reply
 POLICIES = ("solve", "text", "loop")
 
 # One malformed reply each; the policy plays on afterwards.
@@ -208,45 +210,63 @@ def play(policy: str, messages: list[dict[str, Any]], forced: str | None) -> str
     return solve(messages, forced)
 
 
-def _confirmation(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    method = row["detection_method"]
-    if method in ("compare_rate_to_median", "compare_count_to_median"):
-        return method, {"date": row["date"], "entity_name": row["entity_name"]}
-    return method, {"date": row["date"]}
+def _date_call(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The method a date's strongest signal calls for."""
+    signal = item["signals"][0]
+    method = PLANS[signal["entity_type"]][0]
+    if signal["entity_type"] == "funnel_step" and signal["direction"] == "up":
+        method = DAILY_VIEW
+    return method, {"date": item["date"]}
+
+
+def _crossing(day: dict[str, Any], thresholds: dict[str, float]) -> list[tuple[str, dict[str, Any]]]:
+    """Confirmation calls for the daily counts and rates of a date beyond a public threshold."""
+    calls = []
+    for method, entity_type, observed, median in (
+        ("compare_count_to_median", "event_count", day["counts"], day["median_counts"]),
+        ("compare_rate_to_median", "conversion_rate", day["rates_pct"], day["median_rates_pct"]),
+    ):
+        for name, value in observed.items():
+            if public_flag(entity_type, median[name], value, thresholds[name]):
+                calls.append((method, {"date": day["date"], "entity_name": name}))
+    return calls
 
 
 def solve(messages: list[dict[str, Any]], forced: str | None) -> str | list[tuple[str, Any]]:
-    """Overview, scan, threshold filter, targeted confirmation, minimal submission."""
+    """Overview, discovery, date examinations, confirmation, minimal submission."""
     done = history(messages)
     if any(name == "submit_report" and "score" in result for name, _, result in done):
         return "Report submitted."
-    overview = next((r["result"] for n, _, r in done if n == "task_overview" and "result" in r), None)
-    candidates: list[dict[str, Any]] | None = None
-    if overview is not None:
-        scans = [(args, r) for n, args, r in done if n == SCAN_METHOD and "result" in r]
-        if scans and ("truncated" not in scans[-1][1] or scans[-1][0]["threshold_multiplier"] >= 3.0):
-            thresholds = overview["thresholds"]
-            rows = scans[-1][1]["result"]["rows"]
-            candidates = [r for r in rows if beyond_public_threshold(r, thresholds[r["entity_name"]])]
-    answers = {(n, json.dumps(a, sort_keys=True)): r.get("result") for n, a, r in done}
-    confirmed, missing = [], []
-    for row in candidates or []:
-        method, arguments = _confirmation(row)
-        key = (method, json.dumps(arguments, sort_keys=True))
-        if key not in answers:
-            if (method, arguments) not in missing:
-                missing.append((method, arguments))
-            continue
-        result = answers[key] or {}
-        for answer in result.get("assessments", [result]):
-            if answer.get("entity_name") == row["entity_name"] and answer.get("anomaly_type") != "normal":
-                confirmed.append({k: answer[k] for k in ROW_FIELDS})
-    if forced == "submit_report" or (candidates is not None and not missing):
-        return [("submit_report", {"classifications": confirmed})]
+    answers = {(n, json.dumps(a, sort_keys=True)): r.get("result") for n, a, r in done if "result" in r}
+    overview = next((r for (n, _), r in answers.items() if n == "task_overview"), None)
+    ranking = next((r for (n, _), r in answers.items() if n == DISCOVERY), None)
+    confirmed: dict[str, dict[str, Any]] = {}
+    pending: list[tuple[str, dict[str, Any]]] = []
+    for (name, _), result in answers.items():
+        for answer in (result or {}).get("assessments", [result or {}]):
+            if answer.get("anomaly_type") not in (None, "normal"):
+                confirmed[f"{answer['date']}|{answer['entity_name']}"] = {k: answer[k] for k in ROW_FIELDS}
+        if name == DAILY_VIEW and overview is not None:
+            pending += [c for c in _crossing(result, overview["thresholds"]) if _key(c) not in answers]
+    wanted = overview["expected_row_count"] if overview else None
+    if forced == "submit_report" or (wanted is not None and len(confirmed) >= wanted):
+        return [("submit_report", {"classifications": list(confirmed.values())})]
     if overview is None:
         return [("task_overview", {})]
-    if candidates is None:
-        used = [args["threshold_multiplier"] for n, args, r in done if n == SCAN_METHOD and "result" in r]
-        multiplier = next((m for m in SCAN_MULTIPLIERS if not used or m > max(used)), SCAN_MULTIPLIERS[-1])
-        return [(SCAN_METHOD, {"threshold_multiplier": multiplier})]
-    return missing
+    if ranking is None:
+        return [(DISCOVERY, {"limit": 28})]
+    if pending:
+        return pending
+    examined = {json.dumps(a, sort_keys=True) for n, a, _ in done if "date" in a}
+    upcoming = [
+        _date_call(item)
+        for item in ranking["dates"]
+        if item["signals"] and json.dumps({"date": item["date"]}, sort_keys=True) not in examined
+    ]
+    if not upcoming:
+        return [("submit_report", {"classifications": list(confirmed.values())})]
+    return upcoming[:DATES_PER_TURN]
+
+
+def _key(call: tuple[str, dict[str, Any]]) -> tuple[str, str]:
+    return call[0], json.dumps(call[1], sort_keys=True)

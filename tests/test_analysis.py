@@ -79,6 +79,11 @@ def run(ep: episode.Episode, name: Any, args: Any = None) -> dict[str, Any]:
     return out["result"]
 
 
+def full(ep: episode.Episode, name: str, args: Any = None) -> dict[str, Any]:
+    """A method's whole result, before the per-call row limit and the budget apply."""
+    return analysis.REGISTRY[name].function(ep, analysis.parse_arguments(name, args))
+
+
 def error_of(ep: episode.Episode, name: Any, args: Any = None) -> str:
     out = analysis.run_method(ep, name, args)
     assert "result" not in out, out
@@ -155,7 +160,7 @@ def test_every_spec_method_is_registered_exactly_once():
 def test_registering_a_name_twice_is_refused():
     before = dict(analysis.REGISTRY)
     with pytest.raises(RuntimeError, match="registered twice"):
-        register_method("task_overview", "overview", methods.NoArgs)(lambda ep, args: {})
+        register_method("task_overview", "overview", methods.NoArgs, cost=1)(lambda ep, args: {})
     assert before == analysis.REGISTRY
 
 
@@ -588,9 +593,12 @@ def test_show_raw_data_and_list_dates(hard):
     dates = run(hard, "list_dates")["dates"]
     assert [d["date"] for d in dates] == list(hard.dates) and len(dates) == C.NUM_DAYS
     for limit in (1, 7, 28):
-        rows = run(hard, "show_raw_data", {"limit": limit})["rows"]
+        rows = full(hard, "show_raw_data", {"limit": limit})["rows"]
         assert [r["date"] for r in rows] == list(hard.dates[:limit])
-    assert len(run(hard, "show_raw_data")["rows"]) == 7
+        shown = run(hard, "show_raw_data", {"limit": limit})
+        assert shown["rows"] == rows[: C.MAX_ROWS_PER_CALL]
+        assert shown["truncated"] == (limit > C.MAX_ROWS_PER_CALL)
+    assert len(run(hard, "show_raw_data")["rows"]) == 3
 
 
 def test_list_suspicious_dates(hard):
@@ -600,6 +608,29 @@ def test_list_suspicious_dates(hard):
         scores = [d["score"] for d in ranked]
         assert scores == sorted(scores, reverse=True)
         assert len({d["date"] for d in ranked}) == limit
+    for item in run(hard, "list_suspicious_dates", {"limit": 28})["dates"]:
+        signals = item["signals"]
+        assert 1 <= len(signals) <= methods.SIGNALS_PER_DATE
+        assert item["top_metric"] == signals[0]["entity_name"] and item["score"] == signals[0]["score"]
+        assert [s["score"] for s in signals] == sorted((s["score"] for s in signals), reverse=True)
+        for signal in signals:
+            assert set(signal) == {"entity_type", "entity_name", "direction", "score"}
+            assert signal["direction"] in ("up", "down") and signal["score"] == round(signal["score"], 1)
+
+
+def test_discovery_is_a_hint_not_a_verdict():
+    """Across many episodes, the top-ranked signals hold decoys as well as anomalies: the
+    ranking alone does not say which dates are anomalous."""
+    decoys_on_top = anomalies_on_top = 0
+    for seed in range(12):
+        ep = episode.build_episode(tasks.config_for(seed=300 + seed, difficulty="hard"))
+        truth = {(r.date, r.entity_name) for r in ep.expected_rows}
+        decoy_days = {ep.dates[d.day] for d in ep.decoys}
+        top = run(ep, "list_suspicious_dates", {"limit": len(truth) + len(decoy_days)})["dates"]
+        decoys_on_top += sum(item["date"] in decoy_days for item in top)
+        anomalies_on_top += sum((item["date"], item["top_metric"]) in truth for item in top)
+    assert decoys_on_top > 0.3 * (decoys_on_top + anomalies_on_top)
+    assert anomalies_on_top > 0
 
 
 def test_task_overview_reveals_counts_not_rows(hard):
@@ -616,7 +647,7 @@ def test_task_overview_reveals_counts_not_rows(hard):
     "metric", ["app_opens", "orders_placed", "app_open_to_menu_open", "app_open_to_payment_successful"]
 )
 def test_median_and_std_dev_from_median_recomputed_from_raw_daily_rows(hard, metric):
-    raw = run(hard, "show_raw_data", {"limit": C.NUM_DAYS})["rows"]
+    raw = full(hard, "show_raw_data", {"limit": C.NUM_DAYS})["rows"]
     counts = np.array([[r["counts"][e] for e in EVENTS] for r in raw], dtype=float)
     if metric in C.EVENTS:
         x = counts[:, EVENTS.index(metric)]
@@ -676,11 +707,15 @@ def test_generators_cover_every_registered_generator():
 
 
 @pytest.mark.parametrize("generator", sorted(GENERATOR_RULES))
-@pytest.mark.parametrize("k", [0.0, 0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("k", [1.0, 1.5, 2.0, 3.0])
 def test_generator_rows_are_exactly_those_beyond_k_std(hard, hard_table, generator, k):
-    result = run(hard, generator, {"threshold_multiplier": k})
+    result = full(hard, generator, {"threshold_multiplier": k})
     rows = result["rows"]
     assert result["row_count"] == len(rows)
+    shown = analysis.run_method(hard, generator, {"threshold_multiplier": k})
+    assert shown["result"]["rows"] == rows[: C.MAX_ROWS_PER_CALL]
+    assert shown["result"]["matching_rows"] == len(rows)
+    assert shown["cost"] == 1 + C.GENERATOR_ROW_COST * len(shown["result"]["rows"])
     got = {f"{r['date']}|{r['entity_name']}": r["anomaly_type"] for r in rows}
     assert len(got) == len(rows), "a generator returned the same (date, entity) twice"
     assert got == _expected_generator_rows(hard_table, generator, k)
@@ -693,19 +728,19 @@ def test_generator_rows_are_exactly_those_beyond_k_std(hard, hard_table, generat
 
 def test_rate_generator_recomputed_independently_for_one_metric(hard):
     metric = "app_open_to_payment_successful"
-    raw = run(hard, "show_raw_data", {"limit": C.NUM_DAYS})["rows"]
+    raw = full(hard, "show_raw_data", {"limit": C.NUM_DAYS})["rows"]
     num, den = C.CONVERSION_METRICS[metric]
     x = np.array([100.0 * r["counts"][EVENTS[num]] / r["counts"][EVENTS[den]] for r in raw])
     median = float(np.median(x))
     std = math.sqrt(float(np.mean((x - median) ** 2)))
-    for k in (0.5, 1.0, 1.5, 2.0):
-        drops = run(
+    for k in (1.0, 1.5, 2.0):
+        drops = full(
             hard, "get_rate_drop_from_median_rows", {"metric_name": metric, "threshold_multiplier": k}
         )
-        spikes = run(
+        spikes = full(
             hard, "get_rate_spike_from_median_rows", {"metric_names": [metric], "threshold_multiplier": k}
         )
-        either = run(
+        either = full(
             hard, "get_rows_with_abs_diff_from_median_gt", {"metric_name": metric, "threshold_multiplier": k}
         )
         want_drop = [hard.dates[i] for i in np.flatnonzero(x - median < -k * std)]
@@ -721,27 +756,41 @@ def test_rate_generator_recomputed_independently_for_one_metric(hard):
             assert r["entity_type"] == "conversion_rate"
 
 
-def test_threshold_zero_over_submits_and_a_huge_one_returns_nothing(hard):
-    many = run(hard, "get_median_filter_rows", {"threshold_multiplier": 0})["row_count"]
+def test_the_lowest_threshold_over_submits_and_a_huge_one_returns_nothing(hard):
+    lowest = {"threshold_multiplier": C.MIN_THRESHOLD_MULTIPLIER}
+    many = full(hard, "get_median_filter_rows", lowest)["row_count"]
     assert many > 10 * len(hard.expected_rows)
-    assert many > 200
-    assert run(hard, "get_rate_drop_from_median_rows", {"threshold_multiplier": 0})["row_count"] > 28
+    shown = run(hard, "get_median_filter_rows", lowest)
+    assert shown["row_count"] == C.MAX_ROWS_PER_CALL and shown["matching_rows"] == many
+    assert shown["truncated"] and "rows shown" in shown["note"]
     for generator in analysis.GENERATOR_METHODS:
         assert run(hard, generator, {"threshold_multiplier": 100})["rows"] == [], generator
 
 
+@pytest.mark.parametrize(
+    "generator", ["get_median_filter_rows", "get_funnel_break_rows", "payload_generator"]
+)
+def test_a_threshold_below_the_floor_is_refused(hard, generator):
+    low = {"threshold_multiplier": C.MIN_THRESHOLD_MULTIPLIER - 0.5}
+    args = {"generator_methods": [{"method_name": "get_funnel_break_rows", **low}]}
+    out = analysis.run_method(hard, generator, args if generator == "payload_generator" else low)
+    assert "error" in out and "threshold_multiplier" in out["error"] and out["cost"] == C.ERROR_COST
+
+
 def test_empty_metric_names_select_nothing(hard):
-    assert run(hard, "get_median_filter_rows", {"metric_names": [], "threshold_multiplier": 0})["rows"] == []
+    assert (
+        run(hard, "get_median_filter_rows", {"metric_names": [], "threshold_multiplier": 1.0})["rows"] == []
+    )
 
 
 def test_payload_generator_merges_and_deduplicates(hard):
-    first = {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 1.0}
-    second = {"method_name": "get_rows_with_abs_diff_from_median_gt", "threshold_multiplier": 1.0}
-    third = {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 0.5}
-    rows_1 = run(hard, first["method_name"], {"threshold_multiplier": 1.0})["rows"]
-    rows_2 = run(hard, second["method_name"], {"threshold_multiplier": 1.0})["rows"]
-    rows_3 = run(hard, third["method_name"], {"threshold_multiplier": 0.5})["rows"]
-    merged = run(hard, "payload_generator", {"generator_methods": [first, second, third, first]})
+    first = {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 1.5}
+    second = {"method_name": "get_rows_with_abs_diff_from_median_gt", "threshold_multiplier": 1.5}
+    third = {"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 1.0}
+    rows_1 = full(hard, first["method_name"], {"threshold_multiplier": 1.5})["rows"]
+    rows_2 = full(hard, second["method_name"], {"threshold_multiplier": 1.5})["rows"]
+    rows_3 = full(hard, third["method_name"], {"threshold_multiplier": 1.0})["rows"]
+    merged = full(hard, "payload_generator", {"generator_methods": [first, second, third, first]})
 
     def key(r):
         return f"{r['date']}|{r['entity_type']}|{r['entity_name']}"
@@ -761,10 +810,74 @@ def test_payload_generator_with_metric_filters(hard):
     spec = {
         "method_name": "get_median_filter_rows",
         "metric_names": ["app_opens", C.HOURLY_MIX_ENTITY],
-        "threshold_multiplier": 0.0,
+        "threshold_multiplier": 1.0,
     }
-    rows = run(hard, "payload_generator", {"generator_methods": [spec]})["rows"]
+    rows = full(hard, "payload_generator", {"generator_methods": [spec]})["rows"]
     assert rows and {r["entity_name"] for r in rows} == {"app_opens", C.HOURLY_MIX_ENTITY}
+
+
+# --- costs ---------------------------------------------------------------------------------
+
+# What a call reveals sets its price: one (date, entity) 1 unit, a date's worth of a family 3,
+# the ranking 2, the overview views 1, generator rows 2 each on top of 1.
+EXPECTED_COSTS = {
+    "task_overview": 1,
+    "list_dates": 1,
+    "list_entities": 1,
+    "rows_for_date": 3,
+    "hourly_rows_for_date": 3,
+    "compare_rate_to_median": 1,
+    "compare_count_to_median": 1,
+    "detect_funnel_break": 3,
+    "check_impossible_counts": 3,
+    "list_suspicious_dates": 2,
+    "show_raw_data": 1,
+    "preview_submission": 1,
+    "get_metric_median": 1,
+    "get_metric_std_dev_from_median": 1,
+}
+
+
+def test_every_method_has_its_price():
+    for name, spec in analysis.REGISTRY.items():
+        if spec.kind == "generator" or name == "payload_generator":
+            assert (spec.cost, spec.cost_per_row) == (1, C.GENERATOR_ROW_COST), name
+        elif name == "show_raw_data":
+            assert (spec.cost, spec.cost_per_row) == (1, 2)
+        else:
+            assert (spec.cost, spec.cost_per_row) == (EXPECTED_COSTS[name], 0), name
+    assert {*EXPECTED_COSTS, *analysis.GENERATOR_METHODS, "payload_generator"} == set(analysis.REGISTRY)
+    listed = {m["name"]: (m["cost"], m["cost_per_row"]) for m in analysis.available_methods()}
+    assert listed == {n: (s.cost, s.cost_per_row) for n, s in analysis.REGISTRY.items()}
+
+
+def test_a_date_level_view_costs_more_than_one_targeted_check():
+    reg = analysis.REGISTRY
+    single = reg["compare_rate_to_median"].cost
+    for name in ("rows_for_date", "hourly_rows_for_date", "detect_funnel_break", "check_impossible_counts"):
+        assert reg[name].cost > single
+    assert reg["get_median_filter_rows"].cost + reg["get_median_filter_rows"].cost_per_row > single
+
+
+def test_calls_are_charged_their_cost_and_refused_beyond_the_budget(hard):
+    assert (
+        analysis.run_method(hard, "detect_funnel_break", {"date": hard.dates[0]}, budget_left=3)["cost"] == 3
+    )
+    refused = analysis.run_method(hard, "detect_funnel_break", {"date": hard.dates[0]}, budget_left=2)
+    assert "error" in refused and "costs 3 budget units but only 2 are left" in refused["error"]
+    assert refused["cost"] == C.ERROR_COST and "result" not in refused
+    assert analysis.run_method(hard, "no_such_method", {}, budget_left=5)["cost"] == C.ERROR_COST
+
+
+def test_generator_rows_shown_are_what_the_budget_pays_for(hard):
+    args = {"threshold_multiplier": 1.0}
+    everything = full(hard, "get_median_filter_rows", args)["rows"]
+    for left in (1, 2, 3, 6, 7):
+        out = analysis.run_method(hard, "get_median_filter_rows", args, budget_left=left)
+        affordable = (left - 1) // C.GENERATOR_ROW_COST
+        assert out["result"]["rows"] == everything[:affordable]
+        assert out["cost"] == 1 + C.GENERATOR_ROW_COST * affordable <= left
+        assert out["result"]["truncated"] and "budget left" in out["result"]["note"]
 
 
 def test_preview_submission_checks_without_grading(hard):

@@ -262,9 +262,13 @@ def test_submission_grades_classifications_and_payload_generators_together():
     want = grading.grade_submission([*classification, *generated], ep.expected_rows, ep.dates)
     assert obs.reward == want.score
     assert obs.reward_breakdown == want.breakdown
-    assert obs.generated_rows == generated
+    # a submission shows the generated rows' keys and families, not their canonical values
+    keys = ("date", "entity_type", "entity_name", "anomaly_type", "detection_method")
+    assert obs.generated_rows == [{k: r[k] for k in keys} for r in generated]
     assert obs.reward_breakdown["submitted_rows"] == len(classification) + len(generated)
+    assert obs.submitted_rows == classification
     assert env.state.submissions_used == 1
+    assert obs.budget["steps_used"] == C.SUBMISSION_COST
 
 
 def test_payload_generators_alone_are_graded():
@@ -317,24 +321,102 @@ def test_three_graded_submissions_end_the_episode_with_the_last_score():
 
 
 def test_step_budget_ends_the_episode():
-    env, _ = make_env()
+    env, first_obs = make_env()
+    budget = first_obs.budget["max_steps"]
     first = env.step(MetricTrackerRlAction(classifications=expected_payload()[:2]))
     assert first.status == "graded" and not first.done
-    for step in range(2, C.DEFAULT_MAX_STEPS + 1):
+    for used in range(2, budget + 1):
         obs = analyse(env, "list_dates")
-        assert obs.done is (step == C.DEFAULT_MAX_STEPS), step
+        assert obs.budget["steps_used"] == used and obs.budget["steps_left"] == budget - used
+        assert obs.done is (used == budget), used
     assert obs.reward == first.reward  # the episode's reward is its last graded score
     later = analyse(env, "list_dates")
     assert later.status == "finished" and later.done and later.reward == first.reward
-    assert env.state.step_count == C.DEFAULT_MAX_STEPS
+    assert env.state.step_count == budget
 
 
 def test_step_budget_without_any_submission_gives_zero():
-    env, _ = make_env()
-    for _ in range(C.DEFAULT_MAX_STEPS):
+    env, first_obs = make_env()
+    for _ in range(first_obs.budget["max_steps"]):
         obs = analyse(env, "list_dates")
     assert obs.done is True and obs.reward == 0.0
     assert env.step(MetricTrackerRlAction()).status == "finished"
+
+
+# --- budgets ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task_id", list(tasks.NAMED_TASKS))
+def test_the_default_budget_is_set_by_difficulty_and_expected_rows(task_id):
+    env = MetricTrackerRlEnvironment()
+    obs = env.reset(task_id=task_id)
+    difficulty = tasks.NAMED_TASKS[task_id].difficulty
+    want = C.STEP_BUDGET_BASE[difficulty] + C.STEP_BUDGET_PER_ROW[difficulty] * obs.expected_row_count
+    assert obs.budget == {
+        "steps_used": 0,
+        "steps_left": want,
+        "max_steps": want,
+        "submissions_used": 0,
+        "max_submissions": C.DEFAULT_MAX_SUBMISSIONS,
+    }
+    assert f"Budget: {want} units" in obs.instruction
+
+
+def test_max_steps_replaces_the_default_budget():
+    env = MetricTrackerRlEnvironment(max_steps=7)
+    for task_id in tasks.NAMED_TASKS:
+        assert env.reset(task_id=task_id).budget["max_steps"] == 7
+    with pytest.raises(ValueError, match="positive integer"):
+        MetricTrackerRlEnvironment(max_steps=0)
+
+
+def test_each_action_spends_its_cost():
+    env, obs = make_env()
+    costs = {m["name"]: m["cost"] for m in obs.available_methods}
+    date = obs.config["start_date"]
+    spent = 0
+    for method, args in (
+        ("task_overview", {}),
+        ("list_suspicious_dates", {"limit": 5}),
+        ("compare_rate_to_median", {"date": date, "entity_name": "app_open_to_menu_open"}),
+        ("detect_funnel_break", {"date": date}),
+        ("rows_for_date", {"date": date}),
+        ("hourly_rows_for_date", {"date": date}),
+    ):
+        obs = analyse(env, method, **args)
+        assert obs.status == "analysis" and obs.analysis_result["cost"] == costs[method]
+        spent += costs[method]
+        assert obs.budget["steps_used"] == spent
+    obs = analyse(env, "get_rate_drop_from_median_rows", threshold_multiplier=1.0)
+    rows = len(obs.analysis_result["result"]["rows"])
+    spent += 1 + C.GENERATOR_ROW_COST * rows
+    assert obs.budget["steps_used"] == spent
+    obs = analyse(env, "no_such_method")
+    spent += C.ERROR_COST
+    assert obs.status == "error" and obs.budget["steps_used"] == spent
+    obs = env.step(MetricTrackerRlAction())
+    assert obs.budget["steps_used"] == spent + C.SUBMISSION_COST
+
+
+def test_a_call_the_budget_cannot_pay_is_refused_and_costs_an_error():
+    env = MetricTrackerRlEnvironment(max_steps=4)
+    date = env.reset(task_id=TASK).config["start_date"]
+    analyse(env, "list_dates")
+    analyse(env, "list_entities")
+    obs = analyse(env, "detect_funnel_break", date=date)
+    assert obs.status == "error" and "costs 3 budget units but only 2 are left" in obs.message
+    assert obs.analysis_result["cost"] == C.ERROR_COST and "result" not in obs.analysis_result
+    assert obs.budget["steps_used"] == 3 and not obs.done
+    assert env.step(MetricTrackerRlAction(classifications=expected_payload()[:1])).status == "graded"
+
+
+def test_generator_rows_beyond_the_budget_are_not_shown():
+    env = MetricTrackerRlEnvironment(max_steps=6)
+    env.reset(task_id=TASK)
+    obs = analyse(env, "get_median_filter_rows", threshold_multiplier=1.0)
+    result = obs.analysis_result["result"]
+    assert result["row_count"] == (6 - 1) // C.GENERATOR_ROW_COST and result["truncated"]
+    assert obs.budget["steps_used"] == 1 + C.GENERATOR_ROW_COST * result["row_count"] <= 6
 
 
 def test_malformed_payload_generators_give_an_error_and_the_session_keeps_working():

@@ -1,4 +1,5 @@
-"""The grader (SPEC §7): bounds, invariants, component weights, penalties, no leaks."""
+"""The grader: bounds, invariants, component weights, penalties, the reward shape,
+aggregate feedback that no per-row verdict can be read from, no leaks."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from hypothesis import strategies as st
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import episode, grading, tasks
 from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
-from metric_tracker_rl.rows import AnomalyRow
+from metric_tracker_rl.rows import AnomalyRow, validate_rows
 
 W = C.GRADE_WEIGHTS
+ROW = 1 - W["precision"]  # what the exactly right rows earn together, shared by the expected rows
+EXTRA = C.EXTRA_ROW_PENALTY_SHARE * ROW  # ... and what an extra row costs, also per expected row
 
 
 def _episode(task_id: str = "hard_mixed_multi") -> episode.Episode:
@@ -73,7 +76,12 @@ def test_perfect_submission_scores_exactly_one(task_id):
     result = grade(expected_dicts(ep), ep)
     assert result.score == 1.0
     assert result.correct_row_count == len(ep.expected_rows)
-    assert result.issues == []
+    n = len(ep.expected_rows)
+    assert result.issues == [
+        f"{n} of {n} valid rows match expected anomalies, 0 are extra, 0 expected anomalies are missing",
+        f"of the {n} matched rows, {n} are right in every field; right per field: "
+        + ", ".join(f"{name} {n}" for name in grading.FIELD_CHECKS),
+    ]
     for component in W:
         assert result.breakdown[component] == 1.0
     for penalty in (
@@ -94,16 +102,32 @@ def test_empty_submission_scores_zero(ep):
     assert result.correct_row_count == 0
 
 
-def test_weights_sum_to_one_and_match_the_spec():
+def test_weights_sum_to_one_and_keep_the_seed_components():
     assert W == {
-        "precision": 0.30,
-        "recall": 0.30,
-        "anomaly_type": 0.12,
-        "detection_method": 0.10,
-        "numeric_values": 0.12,
-        "severity": 0.06,
+        "precision": 0.10,
+        "recall": 0.25,
+        "anomaly_type": 0.10,
+        "detection_method": 0.05,
+        "numeric_values": 0.35,
+        "severity": 0.15,
     }
     assert math.isclose(math.fsum(W.values()), 1.0)
+    assert set(grading.COMPONENTS) == set(W)
+
+
+def test_the_grader_is_an_openenv_rubric_with_named_parts(ep):
+    from openenv.core.rubrics import Rubric
+
+    rubric = grading.ReportRubric()
+    assert isinstance(rubric, Rubric)
+    names = [name for name, _ in rubric.named_rubrics()]
+    assert names == [*grading.COMPONENTS, *grading.PENALTIES]
+    rows = expected_dicts(ep)[1:] + extra_rows(ep, 1)
+    score = rubric(rows, grading.Truth(ep.expected_rows, ep.dates))
+    result = rubric.last_result
+    assert score == result.score == grade(rows, ep).score
+    for name, part in rubric.named_rubrics():
+        assert part.last_score == pytest.approx(result.breakdown[name], abs=1e-6), name
 
 
 def test_grading_is_deterministic(ep):
@@ -129,8 +153,10 @@ def test_wrong_anomaly_type_costs_its_weight(ep):
     result = grade(_with(ep, 0, anomaly_type=wrong), ep)
     assert result.score == pytest.approx(1 - W["anomaly_type"] / n, abs=1e-6)
     assert result.breakdown["anomaly_type"] == pytest.approx((n - 1) / n, abs=1e-6)
+    assert result.breakdown["anomaly_type_correct"] == n - 1
     assert result.correct_row_count == n - 1
-    assert any("anomaly_type" in issue and row.key in issue for issue in result.issues)
+    assert any(f"anomaly_type {n - 1}," in issue for issue in result.issues)
+    assert not any(row.key in issue for issue in result.issues)  # which row is wrong stays unsaid
 
 
 def test_wrong_detection_method_costs_its_weight(ep):
@@ -139,7 +165,7 @@ def test_wrong_detection_method_costs_its_weight(ep):
     wrong = "list_suspicious_dates" if row.detection_method != "list_suspicious_dates" else "task_overview"
     result = grade(_with(ep, n - 1, detection_method=wrong), ep)
     assert result.score == pytest.approx(1 - W["detection_method"] / n, abs=1e-6)
-    assert any("detection_method" in issue for issue in result.issues)
+    assert result.breakdown["detection_method_correct"] == n - 1
 
 
 def test_wrong_severity_costs_its_weight(ep):
@@ -148,7 +174,7 @@ def test_wrong_severity_costs_its_weight(ep):
     wrong = next(s for s in C.SEVERITY_LEVELS if s != row.severity)
     result = grade(_with(ep, 1, severity=wrong), ep)
     assert result.score == pytest.approx(1 - W["severity"] / n, abs=1e-6)
-    assert any("severity" in issue for issue in result.issues)
+    assert result.breakdown["severity_correct"] == n - 1
 
 
 def _tolerance(value: float) -> float:
@@ -171,7 +197,7 @@ def test_numeric_values_within_tolerance_count_and_outside_cost_a_third_of_the_w
             assert inside.score == 1.0, (row.key, field, value)
             outside = grade(_with(ep, index, **{field: value + sign * 1.2 * tol}), ep)
             assert outside.score == pytest.approx(1 - W["numeric_values"] / (3 * n), abs=1e-6)
-            assert any(f"{field} (outside tolerance)" in issue for issue in outside.issues)
+            assert outside.breakdown[f"{field}_correct"] == n - 1
 
 
 def test_relative_tolerance_with_absolute_floor():
@@ -191,14 +217,17 @@ def test_an_extra_row_costs_precision_and_the_extra_row_penalty(ep):
     n = len(ep.expected_rows)
     result = grade(expected_dicts(ep) + extra_rows(ep, 1), ep)
     assert result.breakdown["precision"] == pytest.approx(n / (n + 1), abs=1e-6)
-    assert result.breakdown["extra_row_penalty"] == C.EXTRA_ROW_PENALTY
-    assert result.score == pytest.approx(1 - W["precision"] / (n + 1) - C.EXTRA_ROW_PENALTY, abs=1e-6)
-    assert sum("extra row" in issue for issue in result.issues) == 1
+    assert result.breakdown["extra_row_penalty"] == pytest.approx(EXTRA / n, abs=1e-6)
+    assert result.score == pytest.approx(1 - W["precision"] / (n + 1) - EXTRA / n, abs=1e-6)
+    assert result.breakdown["extra_rows"] == 1
+    assert any(", 1 is extra," in issue for issue in result.issues)
 
 
-def test_extra_row_penalty_is_capped(ep):
-    result = grade(expected_dicts(ep) + extra_rows(ep, 9), ep)
-    assert result.breakdown["extra_row_penalty"] == C.EXTRA_ROW_PENALTY_CAP
+def test_every_extra_row_costs_the_same(ep):
+    n = len(ep.expected_rows)
+    for k in (1, 2, 5):
+        result = grade(expected_dicts(ep) + extra_rows(ep, k), ep)
+        assert result.breakdown["extra_row_penalty"] == pytest.approx(k * EXTRA / n, abs=1e-6)
 
 
 def test_a_missing_row_costs_recall_and_the_per_row_components(ep):
@@ -207,8 +236,7 @@ def test_a_missing_row_costs_recall_and_the_per_row_components(ep):
     assert result.breakdown["precision"] == 1.0
     assert result.breakdown["recall"] == pytest.approx((n - 1) / n, abs=1e-6)
     assert result.breakdown["missing_rows"] == 1
-    per_row = W["anomaly_type"] + W["detection_method"] + W["numeric_values"] + W["severity"]
-    assert result.score == pytest.approx(W["precision"] + (W["recall"] + per_row) * (n - 1) / n, abs=1e-6)
+    assert result.score == pytest.approx(W["precision"] + ROW * (n - 1) / n, abs=1e-6)
     assert any("1 expected anomaly is missing" in issue for issue in result.issues)
 
 
@@ -217,7 +245,7 @@ def test_duplicate_row_penalty(ep):
     result = grade(rows + [rows[0], dict(rows[1])], ep)
     assert result.breakdown["duplicate_rows"] == 2
     assert result.score == pytest.approx(1 - 2 * C.DUPLICATE_ROW_PENALTY, abs=1e-6)
-    assert sum("duplicate key" in issue for issue in result.issues) == 2
+    assert sum("duplicate key" in issue for issue in result.issues) == 2  # duplicates are public
 
 
 def _invalid_variants(ep: episode.Episode) -> dict[str, tuple[Any, str]]:
@@ -289,18 +317,18 @@ def test_keys_outside_the_row_schema_are_ignored(ep):
 
 
 def test_mass_submission_penalty(ep):
-    expected = [ep.expected_rows[0]]
-    truth = expected_dicts(ep)[0]
-    extras = extra_rows(ep, 4)
-    at_limit = grade([truth, *extras[:3]], ep, expected)  # 3 extra rows = 3 x expected: no mass penalty
+    expected = list(ep.expected_rows)
+    n = len(expected)
+    truth = expected_dicts(ep)
+    extras = extra_rows(ep, C.MASS_SUBMISSION_FACTOR * n + 1)
+    at_limit = grade([*truth, *extras[:-1]], ep, expected)  # 3 x expected extra rows: no mass penalty
     assert at_limit.breakdown["mass_submission_penalty"] == 0.0
-    assert at_limit.score == pytest.approx(W["precision"] / 4 + 0.7 - 3 * C.EXTRA_ROW_PENALTY, abs=1e-6)
-    over = grade([truth, *extras], ep, expected)  # 4 extra rows > 3 x expected
+    over = grade([*truth, *extras], ep, expected)  # one more
     assert over.breakdown["mass_submission_penalty"] == C.MASS_SUBMISSION_PENALTY
-    assert over.score == pytest.approx(
-        W["precision"] / 5 + 0.7 - 4 * C.EXTRA_ROW_PENALTY - C.MASS_SUBMISSION_PENALTY, abs=1e-6
-    )
+    assert over.score == 0.0
     assert any("mass submission" in issue for issue in over.issues)
+    one = grade([truth[0], *extras[:3]], ep, [expected[0]])
+    assert one.score == 0.0 and one.breakdown["extra_row_penalty"] == pytest.approx(3 * EXTRA, abs=1e-6)
 
 
 def test_more_than_max_rows_scores_zero_with_a_clear_issue(ep):
@@ -311,6 +339,7 @@ def test_more_than_max_rows_scores_zero_with_a_clear_issue(ep):
     assert result.correct_row_count == 0
     assert len(result.issues) == 1
     assert "501 rows" in result.issues[0] and "at most 500" in result.issues[0]
+    assert all(result.breakdown[k] == 0 for k in grading.COMPONENTS)
     assert result.breakdown["submitted_rows"] == 501
     # exactly at the limit it is graded (as a heavily duplicated submission)
     at_limit = grade(rows[: C.MAX_SUBMISSION_ROWS], ep)
@@ -417,7 +446,7 @@ def test_dropping_an_expected_row_never_increases_the_score(data):
     rows = data.draw(submissions(ep))
     expected = {row.key for row in ep.expected_rows}
     keys = [key_of(r) if isinstance(r, dict) and "entity_name" in r else None for r in rows]
-    valid = set(grading.validate_rows(rows, ep.dates).positions)
+    valid = set(validate_rows(rows, ep.dates).positions)
     droppable = [i for i, k in enumerate(keys) if i in valid and k in expected and keys.count(k) == 1]
     if not droppable:
         return
@@ -430,9 +459,8 @@ def test_dropping_an_expected_row_never_increases_the_score(data):
 
 
 def test_dropping_a_correct_row_must_not_lift_the_mass_submission_penalty(ep):
-    """Removing a perfectly correct row should never raise the score. Today the mass
-    penalty counts *valid* rows (correct ones included), so an over-submitting agent gains
-    by deleting a correct row that pushes it just over 3 x expected."""
+    """Removing a perfectly correct row should never raise the score: the mass penalty counts
+    extra rows, so a correct row never pushes a submission over the line."""
     n = len(ep.expected_rows)
     truth = expected_dicts(ep)
     extras = extra_rows(ep, C.MASS_SUBMISSION_FACTOR * n - n + 1)
@@ -486,3 +514,55 @@ def test_feedback_never_reveals_hidden_rows(task_id):
     _assert_no_leak(result, ep)
     # invalid rows are described by their own content only
     _assert_no_leak(grade([None, {"date": "x"}, *_near_misses(ep)], ep), ep)
+
+
+# --- the reward shape: every correct row counts -----------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_exact_subset_scores_its_share(seed):
+    """j of the E expected rows, exact and alone, score j/E within 0.15."""
+    ep = episode.build_episode(tasks.config_for(seed=800 + seed, anomaly_density="high", difficulty="hard"))
+    rows = expected_dicts(ep)
+    n = len(rows)
+    shares = []
+    for j in range(n + 1):
+        score = grade(rows[:j], ep).score
+        assert abs(score - j / n) <= 0.15, (j, n, score)
+        assert score == pytest.approx(W["precision"] * (j > 0) + ROW * j / n, abs=1e-6)
+        shares.append(score)
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == 1.0
+    assert len(set(shares)) == n + 1  # every row moves the score
+
+
+# --- aggregate feedback: no per-row verdicts --------------------------------------------
+
+
+def _feedback(result: grading.GradeResult) -> tuple[list[str], dict[str, Any]]:
+    return result.issues, result.breakdown
+
+
+@pytest.mark.parametrize("task_id", ["medium_mixed_pair", "hard_mixed_multi"])
+def test_feedback_is_the_same_when_expected_and_other_rows_swap_places(task_id):
+    ep = _episode(task_id)
+    truth = expected_dicts(ep)
+    extras = extra_rows(ep, 4, seed=11)
+    base = grade([truth[0], truth[1], extras[0], extras[1]], ep)
+    for rows in (
+        [extras[0], truth[0], extras[1], truth[1]],  # other order
+        [extras[1], extras[0], truth[1], truth[0]],
+        [truth[1], extras[2], truth[0], extras[3]],  # other extra rows at other places
+        [extras[3], truth[0], extras[2], truth[1]],
+    ):
+        assert _feedback(grade(rows, ep)) == _feedback(base)
+    if len(truth) > 2:  # another expected row in place of one: same counts, same feedback
+        assert _feedback(grade([truth[2], truth[1], extras[0], extras[1]], ep)) == _feedback(base)
+
+
+def test_no_issue_names_a_valid_row(ep):
+    """Only invalid and duplicate rows (public facts) are named; valid rows never are."""
+    rows = expected_dicts(ep)[:2] + extra_rows(ep, 3)
+    for issue in grade(rows, ep).issues:
+        assert not issue.startswith("row "), issue
+        for row in rows:
+            assert key_of(row) not in issue

@@ -439,4 +439,4 @@ def test_inference_script_prints_the_evaluation_lines(subprocess_runs: dict[str,
 def test_metric_tracker_eval_runs_the_llm_agent(subprocess_runs: dict[str, Any]) -> None:
     stdout, stderr = subprocess_runs["cli"]
     assert subprocess_runs["codes"]["cli"] == 0, stderr[-3000:]
-    assert "| llm | 1.0000 | 1.0000 |" in stdout
+    assert "| llm | 1.000 | 1.000 |" in stdout

@@ -162,7 +162,7 @@ def test_result_tables_are_readable(easy) -> None:
     date = easy.dates[10]
     suspicious = run_method(easy, "list_suspicious_dates", {"limit": 4})["result"]
     headers, rows = data.result_table(suspicious)
-    assert headers == ["date", "score", "top_metric"] and len(rows) == 4
+    assert headers[:4] == ["date", "weekday", "score", "top_metric"] and len(rows) == 4
 
     assessment = run_method(
         easy, "compare_rate_to_median", {"date": date, "entity_name": "app_open_to_order_placed"}
@@ -308,7 +308,7 @@ def test_sessions_are_separate_episodes_with_budgets() -> None:
     first.reset(task_id="easy_single_spike")
     second.reset(task_id="hard_mixed_multi")
     observation = first.run_method("list_suspicious_dates", {"limit": 3})
-    assert observation.budget["steps_used"] == 1 and len(first.flags) == 3
+    assert observation.budget["steps_used"] == 2 and len(first.flags) == 3
     assert second.flags == {} and second.env.state.step_count == 0
     assert first.episode is build_episode(config_for("easy_single_spike"))
 
@@ -316,7 +316,7 @@ def test_sessions_are_separate_episodes_with_budgets() -> None:
     first.generated_rows()  # computed locally: no step
     assert first.env.state.step_count == 1
     preview = first.preview([])
-    assert preview.status == "analysis" and preview.budget["steps_used"] == 2
+    assert preview.status == "analysis" and preview.budget["steps_used"] == 3
     assert first.debug_snapshot() is None
 
 
@@ -468,7 +468,7 @@ def choose(page, elem_id: str, option: str) -> None:
 
 def open_debugger(page, url: str) -> None:
     page.goto(f"{url}/web/")
-    wait_text(page, "#status-bar", "Steps 0/")
+    wait_text(page, "#status-bar", "units left")
 
 
 def save_docs_screenshot(source: Path, target: Path, width: int = 1200) -> None:
@@ -510,7 +510,7 @@ def test_full_investigation(page, web_url: str) -> None:
 
     # Discovery: list_suspicious_dates (the default method); its dates are flagged in the charts.
     page.click("#run-method")
-    wait_text(page, "#status-bar", "Steps 1/50")
+    wait_text(page, "#status-bar", "Budget 25 of 27 units left")
     wait_text(page, "#result-table", "top_metric")
     assert re.search(r"\d{4}-\d{2}-\d{2}", _text(page, "#result-table"))
     page.wait_for_function(
@@ -523,7 +523,7 @@ def test_full_investigation(page, web_url: str) -> None:
     choose(page, "arg-date", truth.date)
     choose(page, "arg-entity_name", truth.entity_name)
     page.click("#run-method")
-    wait_text(page, "#status-bar", "Steps 2/50")
+    wait_text(page, "#status-bar", "Budget 24 of 27 units left")
     wait_text(page, "#result-table", truth.anomaly_type)
     assert "1 row(s) can be added" in _text(page, "#run-message")
     page.click("#add-result-rows")
@@ -551,7 +551,7 @@ def test_full_investigation(page, web_url: str) -> None:
     wait_text(page, "#generated-rows", "compare_count_to_median")  # the rows it will send
     page.click("#preview-button")
     wait_text(page, "#feedback", "Preview:")
-    wait_text(page, "#status-bar", "Steps 3/50")
+    wait_text(page, "#status-bar", "Budget 23 of 27 units left")
     page.click("#submit-button")
     wait_text(page, "#feedback", "Score")
     score = float(re.search(r"Score (\d\.\d{4})", _text(page, "#feedback")).group(1))
@@ -594,8 +594,8 @@ def test_landing_page_and_one_episode_per_tab(browser, web_url: str) -> None:
         assert first.locator("#debug-panel").count() == 0  # standard mode: no hidden truth
         # Each tab is its own episode.
         first.click("#run-method")
-        wait_text(first, "#status-bar", "Steps 1/50")
-        assert "Steps 0/50" in _text(second, "#status-bar")
+        wait_text(first, "#status-bar", "Budget 16 of 18 units left")
+        assert "Budget 18 of 18 units left" in _text(second, "#status-bar")
         # Agent sessions are served alongside.
         reset = httpx.post(f"{web_url}/reset", json={"task_id": "hard_mixed_multi"}, timeout=10)
         assert reset.status_code == 200 and reset.json()["observation"]["task_id"] == "hard_mixed_multi"

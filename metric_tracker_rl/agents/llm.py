@@ -42,23 +42,25 @@ SYSTEM_PROMPT = """\
 You are a careful product-analytics investigator. Four weeks of product-funnel metrics \
 (app_opens -> menu_opens -> product_added_to_cart -> orders_placed -> payment_successful, \
 daily and hourly) contain a known number of seeded anomalies. You see the data only through \
-the read-only analysis tools; every tool call costs one environment step.
+the read-only analysis tools. Every tool call spends budget units (its cost is in its \
+description); the budget is small, so spend it where the evidence points.
 
 How to work:
-1. Call task_overview first: it gives the expected row count, the anomaly families with \
-their detection methods, and the public threshold of every entity (beyond it: anomaly; \
-inside it: noise).
-2. Find candidates with broad methods (get_median_filter_rows with a threshold_multiplier, \
-list_suspicious_dates, rows_for_date) and keep those beyond the public thresholds.
-3. Confirm each candidate with its family's targeted method (compare_rate_to_median, \
-compare_count_to_median, detect_funnel_break, check_impossible_counts, hourly_rows_for_date). \
-A non-normal assessment is a row in the submission schema.
-4. Call submit_report with the minimal set of confirmed rows (classifications, values copied \
-exactly) and/or payload_generators. Extra rows cost points: aim for the expected row count.
+1. task_overview gives the expected row count, the anomaly families with their detection \
+methods, and the public threshold of every entity (beyond it: anomaly; inside it: noise).
+2. list_suspicious_dates ranks the dates by their most unusual statistics. A ranking is a \
+hint, not a verdict: unusual days that are not anomalies (decoys) rank high too.
+3. Examine the most promising dates with the method their signals call for: \
+compare_rate_to_median / compare_count_to_median for one rate or count, rows_for_date for all \
+daily counts and rates of a date, detect_funnel_break, check_impossible_counts and \
+hourly_rows_for_date for hour-level problems. A non-normal assessment is a row in the \
+submission schema, with the exact values.
+4. Call submit_report with the confirmed rows (values copied exactly). Each exactly right \
+row earns its share of the score; extra rows cost. Keep one unit for the submission.
 
-A long tool result is cut and says so under "truncated": narrow the call instead. A graded \
-submission returns its score and issues; you may resubmit while submissions remain. When \
-you are finished, reply without a tool call."""
+Feedback on a submission is aggregate (how many rows matched, were extra or missing); you \
+may resubmit while submissions remain. A long tool result is cut and says so under \
+"truncated". When you are finished, reply without a tool call."""
 
 TEXT_REPLY_NUDGE = (
     "No tool call received. Continue the investigation with a tool call, or call submit_report "
@@ -321,7 +323,8 @@ class _Episode:
         self.graded: MetricTrackerRlObservation | None = None
         self.steps = 0
         self.requests = 0
-        self.max_steps = int(first.budget.get("max_steps", C.DEFAULT_MAX_STEPS))
+        self.max_steps = int(first.budget.get("max_steps", 0))
+        self.costs = {m["name"]: int(m.get("cost", 1)) for m in first.available_methods}
         self.steps_before = int(first.budget.get("steps_used", 0))
         self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT},
@@ -402,9 +405,14 @@ class _Episode:
             return self._json(self._submit(arguments))
         if name not in REGISTRY:
             return self._json({"error": f"unknown tool {name!r}; available: {[*REGISTRY, SUBMIT_TOOL]}"})
-        if self.steps_left() <= self._reserve():
+        cost = self.costs.get(name, 1)
+        if self.steps_left() - cost < self._reserve():
             return self._json(
-                {"error": "step budget: only the submission step is left; call submit_report now"}
+                {
+                    "error": f"budget: {name} costs {cost} units and {self.steps_left()} are left, "
+                    "one of them for the submission; call a cheaper tool or submit_report now",
+                    "steps_left": self.steps_left(),
+                }
             )
         obs = self._step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments))
         result = obs.analysis_result or {}
@@ -482,7 +490,7 @@ class _Episode:
             "budget": first.budget,
             "conversion_metric_definitions": first.conversion_metric_definitions,
         }
-        return f"{first.instruction}\n\nEpisode: {_dumps(facts)}\n\nStart with task_overview."
+        return f"{first.instruction}\n\nEpisode: {_dumps(facts)}\n\nBegin with task_overview."
 
 
 def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:

@@ -1,31 +1,130 @@
-"""The reference solver: proves every episode is solvable with public methods alone.
+"""The reference solver: an investigator that uses public methods only.
 
-Broad discovery (every deviation, from the broadest generator at multiplier 0), the
-public threshold rules from ``task_overview`` to pick candidates, targeted confirmation
-of each candidate with its family's detection method, then a minimal submission of the
-confirmed assessments. It stays within the step and submission budgets.
+It ranks dates by the discovery evidence (``list_suspicious_dates``: each date's
+strongest signals, in standard deviations from the median), and examines them in that
+order with the method that fits the signal: a date-level detection method for funnel,
+impossible-count and hourly-mix signals; for daily counts and rates, ``rows_for_date``
+and the public thresholds of ``task_overview`` to pick the entity, then that entity's
+detection method to confirm it. It submits the confirmed assessments once it has as many
+rows as the episode has, or when the budget says stop (one unit is kept for the
+submission). Prices come from ``available_methods``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from metric_tracker_rl import constants as C
 from metric_tracker_rl.agents.base import EnvHandle, analysis
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.rows import ROW_FIELDS
+from metric_tracker_rl.rows import ROW_FIELDS, row_key
+from metric_tracker_rl.statistics import public_flag
+
+DISCOVERY = "list_suspicious_dates"
+DAILY_VIEW = "rows_for_date"
+# What a signal of each entity type calls for. A whole-day shift of a step's conversion
+# moves its lowest hourly rate too, but then the daily rates signal as well.
+PLANS: dict[str, tuple[str, ...]] = {
+    "event_count": (DAILY_VIEW,),
+    "conversion_rate": (DAILY_VIEW,),
+    "funnel_step": ("detect_funnel_break",),
+    "hourly_mix": ("hourly_rows_for_date",),
+    "data_quality": ("check_impossible_counts",),
+}
+HOUR_LEVEL = ("funnel_step", "hourly_mix")
+# A date's weaker signals are examined too when they reach this share of its strongest.
+SIGNAL_SHARE = 0.5
 
 
-def beyond_public_threshold(row: dict[str, Any], threshold: float) -> bool:
-    """The canonical rule of the row's entity type, as task_overview publishes it."""
-    delta = row["observed_value"] - row["baseline_value"]
-    kind = row["entity_type"]
-    if kind == "event_count":
-        return abs(delta) > threshold * abs(row["baseline_value"])
-    if kind == "funnel_step":
-        return row["observed_value"] < (1.0 - threshold) * row["baseline_value"]
-    if kind == "data_quality":
-        return row["observed_value"] > 0
-    return abs(delta) > threshold  # conversion_rate (points), hourly_mix (share points)
+class _Investigation:
+    """One episode's state: budget left, thresholds once fetched, what was learnt."""
+
+    def __init__(self, env: EnvHandle, first: MetricTrackerRlObservation) -> None:
+        self.env = env
+        self.costs = {m["name"]: m["cost"] for m in first.available_methods}
+        self.left = first.budget["max_steps"] - first.budget["steps_used"] - C.SUBMISSION_COST
+        self.wanted = first.expected_row_count
+        self.thresholds: dict[str, float] | None = None
+        self.confirmed: dict[str, dict[str, Any]] = {}
+        self.normal: set[tuple[str, str]] = set()  # (date, entity_name) known not to flag
+        # Within one entity the discovery score grows with |value - median|, which the
+        # detectors judge: a weaker signal than one found normal cannot flag either.
+        self.normal_ceiling: dict[tuple[str, str], float] = {}
+
+    def affords(self, *methods: str) -> bool:
+        return sum(self.costs[m] for m in methods) <= self.left
+
+    def call(self, method: str, **args: Any) -> dict[str, Any]:
+        self.left -= self.costs[method]
+        return analysis(self.env, method, **args)
+
+    def learn(self, answers: list[dict[str, Any]]) -> None:
+        for answer in answers:
+            if answer["anomaly_type"] == "normal":
+                self.normal.add((answer["date"], answer["entity_name"]))
+            else:
+                self.confirmed[row_key(answer)] = {k: answer[k] for k in ROW_FIELDS}
+
+    @property
+    def done(self) -> bool:
+        return len(self.confirmed) >= self.wanted
+
+    def ruled_out(self, signal: dict[str, Any]) -> bool:
+        """An hour-level signal weaker than one of its entity found normal. (A daily signal
+        is never ruled out: a rate that cannot flag may still ride on a count that does.)"""
+        if signal["entity_type"] not in HOUR_LEVEL:
+            return False
+        key = (signal["entity_name"], signal["direction"])
+        return signal["score"] < self.normal_ceiling.get(key, -1.0)
+
+    def examine(self, item: dict[str, Any]) -> None:
+        """Run the methods a date's signals call for, strongest signal first."""
+        date = item["date"]
+        open_signals = [signal for signal in item["signals"] if not self.ruled_out(signal)]
+        strongest = max((signal["score"] for signal in open_signals), default=0.0)
+        signals = [signal for signal in open_signals if signal["score"] >= SIGNAL_SHARE * strongest]
+        planned: list[str] = []
+        for signal in signals:
+            plan = PLANS[signal["entity_type"]]
+            if signal["entity_type"] == "funnel_step" and signal["direction"] == "up":
+                plan = (DAILY_VIEW,)  # a step rate that rose is no break, but may be a rate spike
+            planned.extend(m for m in plan if m not in planned)
+        before = len(self.confirmed)
+        for method in planned:
+            if self.done or len(self.confirmed) > before:
+                break  # each incident has a day of its own: this date is explained
+            if method == DAILY_VIEW:
+                self.examine_daily(date)
+            elif self.affords(method):
+                self.learn(self.call(method, date=date)["assessments"])
+        for signal in item["signals"]:
+            if (date, signal["entity_name"]) in self.normal:
+                key = (signal["entity_name"], signal["direction"])
+                self.normal_ceiling[key] = max(self.normal_ceiling.get(key, -1.0), signal["score"])
+
+    def examine_daily(self, date: str) -> None:
+        """Counts and rates of a date against the public thresholds; confirm what crosses one."""
+        if self.thresholds is None:
+            if not self.affords("task_overview", DAILY_VIEW):
+                return
+            self.thresholds = self.call("task_overview")["thresholds"]
+        if not self.affords(DAILY_VIEW):
+            return
+        day = self.call(DAILY_VIEW, date=date)
+        crossed = []
+        for method, entity_type, observed, median in (
+            ("compare_count_to_median", "event_count", day["counts"], day["median_counts"]),
+            ("compare_rate_to_median", "conversion_rate", day["rates_pct"], day["median_rates_pct"]),
+        ):
+            for name in observed:
+                if public_flag(entity_type, median[name], observed[name], self.thresholds[name]):
+                    crossed.append((method, name))
+                else:
+                    self.normal.add((date, name))
+        for method, name in crossed:
+            if self.done or not self.affords(method):
+                return
+            self.learn([self.call(method, date=date, entity_name=name)])
 
 
 class SolverAgent:
@@ -33,31 +132,11 @@ class SolverAgent:
 
     def play(self, env: EnvHandle, config: dict[str, Any]) -> MetricTrackerRlObservation:
         first = env.reset(**config)
-        budget = first.budget["max_steps"]
-        thresholds = analysis(env, "task_overview")["thresholds"]
-        everything = analysis(env, "get_median_filter_rows", threshold_multiplier=0.0)["rows"]
-        candidates = [r for r in everything if beyond_public_threshold(r, thresholds[r["entity_name"]])]
-        confirmed = []
-        steps_left = budget - 3  # two analysis calls so far, one submission to come
-        for row in candidates:
-            if steps_left <= 0:
-                confirmed.append(row)
-                continue
-            steps_left -= 1
-            found = self._confirm(env, row)
-            if found is not None:
-                confirmed.append(found)
-        rows = [{k: r[k] for k in ROW_FIELDS} for r in confirmed]
-        return env.step(MetricTrackerRlAction(classifications=rows))
-
-    @staticmethod
-    def _confirm(env: EnvHandle, row: dict[str, Any]) -> dict[str, Any] | None:
-        method = row["detection_method"]
-        if method in ("compare_rate_to_median", "compare_count_to_median"):
-            answers = [analysis(env, method, date=row["date"], entity_name=row["entity_name"])]
-        else:
-            answers = analysis(env, method, date=row["date"])["assessments"]
-        for answer in answers:
-            if answer["entity_name"] == row["entity_name"] and answer["anomaly_type"] != "normal":
-                return answer
-        return None
+        work = _Investigation(env, first)
+        if work.affords(DISCOVERY):
+            ranking = work.call(DISCOVERY, limit=int(first.config["num_days"]))
+            for item in ranking["dates"]:
+                if work.done:
+                    break
+                work.examine(item)
+        return env.step(MetricTrackerRlAction(classifications=list(work.confirmed.values())))

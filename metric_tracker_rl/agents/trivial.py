@@ -24,14 +24,14 @@ class EmptyAgent:
 
 
 class MassAgent:
-    """Every payload generator at threshold 0: everything that deviates at all."""
+    """Every payload generator at the lowest threshold accepted: everything that deviates."""
 
     name = "mass"
 
     def play(self, env: EnvHandle, config: dict[str, Any]) -> MetricTrackerRlObservation:
         first = env.reset(**config)
         generators = [
-            {"method_name": name, "threshold_multiplier": 0.0}
+            {"method_name": name, "threshold_multiplier": C.MIN_THRESHOLD_MULTIPLIER}
             for name in first.available_synthetic_generator_methods
             if name != "payload_generator"
         ]

@@ -13,11 +13,10 @@ from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
 from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
 from metric_tracker_rl.families import FAMILIES, Family
-from metric_tracker_rl.grading import validate_rows
-from metric_tracker_rl.rows import ROW_FIELDS
+from metric_tracker_rl.rows import ROW_FIELDS, row_key, validate_rows
 
 ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
-DAILY_METRIC_COLS = np.concatenate([S.COUNT_COLS, S.RATE_COLS])
+SIGNALS_PER_DATE = 3  # list_suspicious_dates: the strongest signals shown per date
 
 
 # --- argument models -------------------------------------------------------------------
@@ -44,7 +43,7 @@ class SuspiciousArgs(_Args):
 
 
 class RawDataArgs(_Args):
-    limit: int = Field(default=7, ge=1, le=C.NUM_DAYS, description="How many daily rows to return")
+    limit: int = Field(default=3, ge=1, le=C.NUM_DAYS, description="How many daily rows to return")
 
 
 class RowsArgs(_Args):
@@ -62,7 +61,7 @@ class GeneratorArgs(_Args):
     metric_names: list[str] | None = Field(default=None, description="Restrict to these entities")
     threshold_multiplier: float = Field(
         default=2.0,
-        ge=0.0,
+        ge=C.MIN_THRESHOLD_MULTIPLIER,
         le=100.0,
         allow_inf_nan=False,
         description="Flag where |value - median| > threshold_multiplier x std_from_median",
@@ -122,7 +121,7 @@ def _daily_record(episode: Episode, day: int) -> dict[str, Any]:
 # --- overview and discovery ------------------------------------------------------------
 
 
-@method("task_overview", "overview", NoArgs)
+@method("task_overview", "overview", NoArgs, cost=1)
 def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
     """Task shape: visible config, expected row count, the anomaly families with their
     entities, detection methods and generators, public thresholds, severity cut-offs and
@@ -159,7 +158,7 @@ def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
     }
 
 
-@method("list_dates", "overview", NoArgs)
+@method("list_dates", "overview", NoArgs, cost=1)
 def list_dates(episode: Episode, args: NoArgs) -> dict[str, Any]:
     """The dates of the window with their weekdays."""
     return {
@@ -167,7 +166,7 @@ def list_dates(episode: Episode, args: NoArgs) -> dict[str, Any]:
     }
 
 
-@method("list_entities", "overview", NoArgs)
+@method("list_entities", "overview", NoArgs, cost=1)
 def list_entities(episode: Episode, args: NoArgs) -> dict[str, Any]:
     """Entity names by entity type, and the conversion metric definitions."""
     by_type: dict[str, list[str]] = {}
@@ -182,7 +181,7 @@ def conversion_metric_definitions() -> dict[str, str]:
     }
 
 
-@method("rows_for_date", "discovery", DateArgs)
+@method("rows_for_date", "discovery", DateArgs, cost=3)
 def rows_for_date(episode: Episode, args: DateArgs) -> dict[str, Any]:
     """The daily counts and conversion rates of one date, next to the window medians."""
     day = _day(episode, args.date)
@@ -196,7 +195,7 @@ def rows_for_date(episode: Episode, args: DateArgs) -> dict[str, Any]:
     return record
 
 
-@method("hourly_rows_for_date", "targeted", DateArgs)
+@method("hourly_rows_for_date", "targeted", DateArgs, cost=3)
 def hourly_rows_for_date(episode: Episode, args: DateArgs) -> dict[str, Any]:
     """The 24 hourly rows of one date, and the hourly-mix assessment: daytime share of app
     opens (08:00-19:59) against its median."""
@@ -212,21 +211,21 @@ def hourly_rows_for_date(episode: Episode, args: DateArgs) -> dict[str, Any]:
     }
 
 
-@method("compare_rate_to_median", "targeted", DateEntityArgs)
+@method("compare_rate_to_median", "targeted", DateEntityArgs, cost=1)
 def compare_rate_to_median(episode: Episode, args: DateEntityArgs) -> dict[str, Any]:
     """Assess one conversion rate on one date against its window median (percentage points)."""
     day = _day(episode, args.date)
     return episode.assessment(day, _entity(args.entity_name, ("rate",)).index)
 
 
-@method("compare_count_to_median", "targeted", DateEntityArgs)
+@method("compare_count_to_median", "targeted", DateEntityArgs, cost=1)
 def compare_count_to_median(episode: Episode, args: DateEntityArgs) -> dict[str, Any]:
     """Assess one event's daily count on one date against its window median (relative change)."""
     day = _day(episode, args.date)
     return episode.assessment(day, _entity(args.entity_name, ("count",)).index)
 
 
-@method("detect_funnel_break", "targeted", DateArgs)
+@method("detect_funnel_break", "targeted", DateArgs, cost=3)
 def detect_funnel_break(episode: Episode, args: DateArgs) -> dict[str, Any]:
     """Assess every funnel step on one date: the lowest hourly step rate of the day
     against the step's median rate (hours with impossible counts are left out)."""
@@ -234,7 +233,7 @@ def detect_funnel_break(episode: Episode, args: DateArgs) -> dict[str, Any]:
     return {"date": args.date, "assessments": [episode.assessment(day, int(c)) for c in S.FUNNEL_COLS]}
 
 
-@method("check_impossible_counts", "targeted", DateArgs)
+@method("check_impossible_counts", "targeted", DateArgs, cost=3)
 def check_impossible_counts(episode: Episode, args: DateArgs) -> dict[str, Any]:
     """Assess every step pair on one date for impossible counts (a step above the step
     before it), with the hours where it happened."""
@@ -249,40 +248,48 @@ def check_impossible_counts(episode: Episode, args: DateArgs) -> dict[str, Any]:
     return {"date": args.date, "assessments": out}
 
 
-@method("list_suspicious_dates", "discovery", SuspiciousArgs)
+@method("list_suspicious_dates", "discovery", SuspiciousArgs, cost=2)
 def list_suspicious_dates(episode: Episode, args: SuspiciousArgs) -> dict[str, Any]:
-    """Dates ranked by their largest robust z-score (|value - median| / std_from_median)
-    over the daily counts and conversion rates. Daily totals only: hour-level problems
-    may not show here."""
-    scores = _robust_scores(episode)
+    """Dates ranked by their most unusual statistics, over every entity (daily counts and
+    rates, funnel steps, the hourly mix, impossible counts): each date's top signals with
+    their direction and score in standard deviations from the window median (|value -
+    median| / std_from_median, rounded to 0.1). A ranking, not a verdict: unusual days are
+    not anomalies until their family's detection method flags them."""
+    scores = episode.unusualness
     top = scores.max(axis=1)
     order = np.argsort(-top, kind="stable")[: args.limit]
-    out = []
+    dates = []
     for day in order:
-        col = int(DAILY_METRIC_COLS[int(np.argmax(scores[day]))])
-        out.append(
+        cols = np.argsort(-scores[day], kind="stable")[:SIGNALS_PER_DATE]
+        signals = [
+            {
+                "entity_type": S.ENTITIES[int(c)].entity_type,
+                "entity_name": S.ENTITIES[int(c)].entity_name,
+                "direction": "up" if episode.values[day, c] > episode.base[c] else "down",
+                "score": round(float(scores[day, c]), 1),
+            }
+            for c in cols
+            if scores[day, c] > 0
+        ]
+        dates.append(
             {
                 "date": episode.dates[day],
-                "score": _round(top[day]),
-                "top_metric": S.ENTITIES[col].entity_name,
+                "weekday": episode.weekdays[day],
+                "score": round(float(top[day]), 1),
+                "top_metric": signals[0]["entity_name"] if signals else None,
+                "signals": signals,
             }
         )
-    return {"dates": out}
+    return {"dates": dates}
 
 
-def _robust_scores(episode: Episode) -> np.ndarray:
-    cols = DAILY_METRIC_COLS
-    spread = np.where(episode.spread[cols] > 0, episode.spread[cols], 1.0)
-    return np.abs(episode.values[:, cols] - episode.base[cols]) / spread
-
-
-@method("show_raw_data", "discovery", RawDataArgs)
+@method("show_raw_data", "discovery", RawDataArgs, cost=1, cost_per_row=2)
 def show_raw_data(episode: Episode, args: RawDataArgs) -> dict[str, Any]:
-    """The first `limit` daily rows of the window (counts and rates)."""
+    """The first `limit` daily rows of the window (counts and rates), without medians."""
     return {"rows": [_daily_record(episode, d) for d in range(args.limit)]}
 
 
-@method("preview_submission", "submission", RowsArgs)
+@method("preview_submission", "submission", RowsArgs, cost=1)
 def preview_submission(episode: Episode, args: RowsArgs) -> dict[str, Any]:
     """Check rows against the submission schema without grading them: invalid rows,
     duplicates and the rows that would be graded."""
@@ -299,14 +306,14 @@ def preview_submission(episode: Episode, args: RowsArgs) -> dict[str, Any]:
 # --- statistics ------------------------------------------------------------------------
 
 
-@method("get_metric_median", "statistic", MetricArgs)
+@method("get_metric_median", "statistic", MetricArgs, cost=1)
 def get_metric_median(episode: Episode, args: MetricArgs) -> dict[str, Any]:
     """The window baseline of one entity's statistic (median; 0 for impossible counts)."""
     entity = _entity(args.metric_name, ("count", "rate", "funnel", "mix", "quality"))
     return {"metric_name": entity.entity_name, "median": _round(episode.base[entity.index])}
 
 
-@method("get_metric_std_dev_from_median", "statistic", MetricArgs)
+@method("get_metric_std_dev_from_median", "statistic", MetricArgs, cost=1)
 def get_metric_std_dev_from_median(episode: Episode, args: MetricArgs) -> dict[str, Any]:
     """std_dev_from_median = sqrt(mean((x - median)^2)) of one entity's daily statistic."""
     entity = _entity(args.metric_name, ("count", "rate", "funnel", "mix", "quality"))
@@ -371,10 +378,18 @@ def _family_generator(family: Family):
 
 
 for _family in FAMILIES:
-    method(_family.generator_method, "generator", GeneratorArgs)(_family_generator(_family))
+    method(_family.generator_method, "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)(
+        _family_generator(_family)
+    )
 
 
-@method("get_rows_with_abs_diff_from_median_gt", "generator", GeneratorArgs)
+@method(
+    "get_rows_with_abs_diff_from_median_gt",
+    "generator",
+    GeneratorArgs,
+    cost=1,
+    cost_per_row=C.GENERATOR_ROW_COST,
+)
 def get_rows_with_abs_diff_from_median_gt(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
     """Rows for daily counts and conversion rates whose |value - median| exceeds
     threshold_multiplier x std_from_median; the sign picks spike or drop."""
@@ -382,7 +397,7 @@ def get_rows_with_abs_diff_from_median_gt(episode: Episode, args: GeneratorArgs)
     return {"rows": rows, "row_count": len(rows)}
 
 
-@method("get_median_filter_rows", "generator", GeneratorArgs)
+@method("get_median_filter_rows", "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)
 def get_median_filter_rows(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
     """The broadest filter: every entity statistic (counts, rates, funnel steps, hourly
     mix, impossible counts) whose deviation from its median exceeds threshold_multiplier x
@@ -410,7 +425,7 @@ def build_payload(episode: Episode, specs: list[GeneratorSpec]) -> list[dict[str
             threshold_multiplier=spec.threshold_multiplier,
         )
         for row in REGISTRY[spec.method_name].function(episode, args)["rows"]:
-            merged.setdefault(f"{row['date']}|{row['entity_type']}|{row['entity_name']}", row)
+            merged.setdefault(row_key(row), row)
     return list(merged.values())
 
 
@@ -420,7 +435,7 @@ def parse_generator_specs(raw: Any) -> list[GeneratorSpec]:
     return list(parsed.generator_methods)  # type: ignore[attr-defined]
 
 
-@method("payload_generator", "submission", PayloadGeneratorArgs)
+@method("payload_generator", "submission", PayloadGeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)
 def payload_generator(episode: Episode, args: PayloadGeneratorArgs) -> dict[str, Any]:
     """Build (not grade) the rows that a payload_generators submission would send: each
     entry names a get_*_rows method, optional metric_name(s) and a threshold_multiplier."""

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from metric_tracker_rl.grading import describe_validation_error
+from metric_tracker_rl import constants as C
+from metric_tracker_rl.rows import describe_validation_error
 
 if TYPE_CHECKING:
     from metric_tracker_rl.episode import Episode
@@ -33,8 +34,8 @@ class MethodSpec:
     kind: MethodKind
     args_model: type[BaseModel]
     function: Callable[[Episode, Any], Any]
-    cost: int = 1  # budget units charged per call
-    cost_per_row: int = 0  # plus this much per row the call returns (generators)
+    cost: int  # budget units charged per call
+    cost_per_row: int = 0  # plus this much per row the call returns (generators, raw rows)
 
     def cost_text(self) -> str:
         """The price of a call in words, for descriptions and tool schemas."""
@@ -91,9 +92,7 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def method(
-    name: str, kind: MethodKind, args_model: type[BaseModel], cost: int = 1, cost_per_row: int = 0
-):
+def method(name: str, kind: MethodKind, args_model: type[BaseModel], *, cost: int, cost_per_row: int = 0):
     """Register a method with its price; its docstring's first paragraph is its public description."""
 
     def register(function: Callable[[Episode, Any], Any]) -> Callable[[Episode, Any], Any]:
@@ -121,16 +120,56 @@ def parse_arguments(name: str, args: Any) -> BaseModel:
         raise MethodError(f"bad arguments for {name!r}: {describe_validation_error(err)}") from None
 
 
-def run_method(episode: Episode, name: Any, args: Any) -> dict[str, Any]:
-    """Run one method. Returns ``{"method", "result"}`` or ``{"method", "error", ...}``."""
+def run_method(episode: Episode, name: Any, args: Any, budget_left: int | None = None) -> dict[str, Any]:
+    """Run one method within a budget; never raises.
+
+    Returns ``{"method", "result", "cost"}`` or ``{"method", "error", "cost", ...}``. A call
+    the budget cannot pay for is refused. Methods priced per row show at most
+    ``MAX_ROWS_PER_CALL`` rows, and no more than the budget left pays for; ``truncated``
+    says when rows were left out.
+    """
     if not isinstance(name, str):
-        return {"method": None, "error": f"analysis_method must be a string, got {name!r}"}
+        return _error(None, f"analysis_method must be a string, got {name!r}")
+    spec = REGISTRY.get(name)
     try:
         parsed = parse_arguments(name, args)
-        result = REGISTRY[name].function(episode, parsed)
+        assert spec is not None
+        if budget_left is not None and budget_left < spec.cost:
+            raise MethodError(
+                f"{name} costs {spec.cost} budget units but only {budget_left} "
+                f"{'is' if budget_left == 1 else 'are'} left; the call was refused"
+            )
+        result = spec.function(episode, parsed)
     except MethodError as err:
-        error: dict[str, Any] = {"method": name, "error": str(err)}
-        if name in REGISTRY:
-            error["arguments"] = REGISTRY[name].arguments_schema()
-        return error
-    return {"method": name, "result": result}
+        return _error(name, str(err))
+    cost = spec.cost
+    if spec.cost_per_row:
+        result, shown = _cap_rows(result, spec, budget_left)
+        cost += spec.cost_per_row * shown
+    return {"method": name, "result": result, "cost": cost}
+
+
+def _cap_rows(
+    result: dict[str, Any], spec: MethodSpec, budget_left: int | None
+) -> tuple[dict[str, Any], int]:
+    rows = result["rows"]
+    limits = {"the per-call limit": C.MAX_ROWS_PER_CALL}
+    if budget_left is not None:
+        limits["the budget left"] = (budget_left - spec.cost) // spec.cost_per_row
+    reason, limit = min(limits.items(), key=lambda item: item[1])
+    shown = min(len(rows), limit)
+    capped = {**result, "rows": rows[:shown], "row_count": shown, "matching_rows": len(rows)}
+    capped["truncated"] = shown < len(rows)
+    if capped["truncated"]:
+        capped["note"] = (
+            f"{shown} of {len(rows)} rows shown ({reason}); narrow the call (metric_name, a higher "
+            "threshold_multiplier) to see others"
+        )
+    return capped, shown
+
+
+def _error(name: str | None, message: str) -> dict[str, Any]:
+    error: dict[str, Any] = {"method": name, "error": message, "cost": C.ERROR_COST}
+    if name in REGISTRY:
+        error["arguments"] = REGISTRY[name].arguments_schema()
+    return error

@@ -191,8 +191,12 @@ def all_argument_controls() -> list[ArgumentControl]:
 
 
 def method_choices() -> list[tuple[str, str]]:
-    """(label, name) for the method picker, grouped by kind in registry order."""
-    return [(f"{spec.kind} · {name}", name) for name, spec in REGISTRY.items()]
+    """(label, name) for the method picker, grouped by kind in registry order, with each price."""
+    return [(f"{spec.kind} · {name} · {_price(spec)}", name) for name, spec in REGISTRY.items()]
+
+
+def _price(spec: Any) -> str:
+    return f"{spec.cost}+{spec.cost_per_row}/row" if spec.cost_per_row else str(spec.cost)
 
 
 def entity_choices(method_name: str) -> list[str]:
@@ -464,7 +468,7 @@ def budget_line(observation: Any) -> str:
     task = observation.task_id or (observation.config or {}).get("scenario_family", "custom")
     parts = [
         f"**Task** `{task}`",
-        f"**Steps** {budget.get('steps_used', 0)}/{budget.get('max_steps', C.DEFAULT_MAX_STEPS)}",
+        f"**Budget** {budget.get('steps_left', 0)} of {budget.get('max_steps', 0)} units left",
         f"**Submissions** {budget.get('submissions_used', 0)}/"
         f"{budget.get('max_submissions', C.DEFAULT_MAX_SUBMISSIONS)}",
         f"**Rows to find** {observation.expected_row_count}",
@@ -489,6 +493,7 @@ BREAKDOWN_COUNTS = (
     "invalid_rows",
     "missing_rows",
     "expected_rows",
+    "exact_rows",
 )
 
 
@@ -520,7 +525,7 @@ def feedback_markdown(observation: Any) -> str:
         f"### Score {float(score):.4f}",
         f"{observation.reward_breakdown.get('matched_rows', 0)} of {observation.expected_row_count} expected "
         f"rows matched by date, entity_type and entity_name; {observation.correct_row_count} fully correct. "
-        f"{observation.message}",
+        f"The feedback counts rows; it does not say which. {observation.message}",
     ]
     if observation.submission_issues:
         lines.append("")

@@ -1,0 +1,162 @@
+"""The validity audit: shortcut recipes next to honest investigators, by difficulty.
+
+Read this before changing data, methods, feedback or grading. It plays, in process and
+with public methods only:
+
+- the shortcut classes (``metric_tracker_rl.agents.shortcuts``): the feedback oracle,
+  dump-and-filter at the lowest accepted generator threshold (and at 3.0), the
+  exhaustive per-date scans;
+- the trivial agents and the scripted payload-generator baseline;
+- a ladder of budget-limited investigators: the reference solver at 4, 8, 16, 32 units
+  and at the default budget;
+- a stochastic explorer, 8 rollouts per config: the share of configs whose 8 rollouts all
+  score the same (a GRPO group with no reward variance teaches nothing).
+
+Config sets: ``train`` (150 training configs: 50 per difficulty, every scenario family
+and density) and ``named_eval`` (the 3 named tasks and the 72 evaluation configs).
+
+    uv run python bench/validity.py    # prints the tables, writes bench/results/validity.json
+    uv run python bench/validity.py --sets train --json /tmp/validity.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl.agents import AGENTS
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.families import SCENARIO_FAMILIES
+from metric_tracker_rl.tasks import EVAL_SPLIT, NAMED_TASKS
+
+TRAIN_SEED_BASE = 900_000
+LADDER = (4, 8, 16, 32)
+ROLLOUTS = 8
+
+# name -> (agent factory, step budget or None for the default)
+SHORTCUTS = (
+    "feedback_oracle",
+    "dump_and_filter",
+    "date_scan",
+    "detector_scan",
+    "hint_guess",
+    "payload_search",
+)
+RECIPES: dict[str, tuple[Callable[[], Any], int | None]] = {
+    **{name: (AGENTS[name], None) for name in ("empty", "mass", "random", "scripted", *SHORTCUTS)},
+    "dump_and_filter@3": (lambda: AGENTS["dump_and_filter"](threshold=3.0), None),
+    **{f"solver@{n}": (AGENTS["solver"], n) for n in LADDER},
+    "solver": (AGENTS["solver"], None),
+}
+
+
+def train_configs() -> list[dict[str, Any]]:
+    """50 per difficulty: every scenario family and density, in turn."""
+    configs = []
+    for d, difficulty in enumerate(C.DIFFICULTIES):
+        combos = itertools.cycle(itertools.product(SCENARIO_FAMILIES, C.ANOMALY_DENSITY_COUNTS))
+        for i in range(50):
+            family, density = next(combos)
+            configs.append(
+                {
+                    "seed": TRAIN_SEED_BASE + 1000 * d + i,
+                    "scenario_family": family,
+                    "difficulty": difficulty,
+                    "anomaly_density": density,
+                }
+            )
+    return configs
+
+
+def named_eval_configs() -> list[dict[str, Any]]:
+    return [{"task_id": task_id} for task_id in NAMED_TASKS] + [dict(c) for c in EVAL_SPLIT]
+
+
+CONFIG_SETS = {"train": train_configs, "named_eval": named_eval_configs}
+
+
+def play(agent: Any, config: dict[str, Any], max_steps: int | None) -> float:
+    final = agent.play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
+    return float(final.reward or 0.0)
+
+
+def difficulty_of(config: dict[str, Any]) -> str:
+    if "task_id" in config:
+        return NAMED_TASKS[config["task_id"]].difficulty
+    return config["difficulty"]
+
+
+def audit(configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean score of every recipe per difficulty (and overall), and the explorer's spread."""
+    scores: dict[str, dict[str, list[float]]] = {name: {} for name in RECIPES}
+    for name, (factory, budget) in RECIPES.items():
+        for config in configs:
+            scores[name].setdefault(difficulty_of(config), []).append(play(factory(), config, budget))
+    flat_groups: dict[str, list[bool]] = {}
+    explorer_scores: dict[str, list[float]] = {}
+    for config in configs:
+        group = [play(AGENTS["explorer"](seed=k), config, None) for k in range(ROLLOUTS)]
+        flat_groups.setdefault(difficulty_of(config), []).append(len(set(group)) == 1)
+        explorer_scores.setdefault(difficulty_of(config), []).extend(group)
+    table = {
+        name: {**{d: round(statistics.fmean(v), 4) for d, v in by.items()}, "all": _mean_all(by)}
+        for name, by in scores.items()
+    }
+    table["explorer"] = {
+        **{d: round(statistics.fmean(v), 4) for d, v in explorer_scores.items()},
+        "all": _mean_all(explorer_scores),
+    }
+    table["explorer_zero_variance_share"] = {
+        **{d: round(sum(v) / len(v), 4) for d, v in flat_groups.items()},
+        "all": _mean_all({d: [float(x) for x in v] for d, v in flat_groups.items()}),
+    }
+    return table
+
+
+def _mean_all(by: dict[str, list[float]]) -> float:
+    return round(statistics.fmean(x for v in by.values() for x in v), 4)
+
+
+def markdown(table: dict[str, dict[str, float]], difficulties: list[str]) -> str:
+    lines = [
+        "| recipe | " + " | ".join(difficulties) + " | all |",
+        "|---|" + "---|" * (len(difficulties) + 1),
+    ]
+    for name, row in table.items():
+        cells = [f"{row[d]:.3f}" if d in row else "" for d in difficulties]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['all']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", choices=sorted(CONFIG_SETS), default=["train", "named_eval"])
+    parser.add_argument("--json", default="bench/results/validity.json", help="where to write the tables")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    report: dict[str, Any] = {"sets": {}}
+    for set_name in args.sets:
+        configs = CONFIG_SETS[set_name]()
+        table = audit(configs)
+        difficulties = [d for d in C.DIFFICULTIES if any(d in row for row in table.values())]
+        print(f"\n{set_name}: {len(configs)} configs")
+        print(markdown(table, difficulties))
+        report["sets"][set_name] = {"configs": len(configs), "table": table}
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    print(f"\nwrote {out} ({report['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
