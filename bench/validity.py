@@ -17,6 +17,10 @@ and density) and ``named_eval`` (the 3 named tasks and the 72 evaluation configs
 
     uv run python bench/validity.py    # prints the tables, writes bench/results/validity.json
     uv run python bench/validity.py --sets train --json /tmp/validity.json
+    uv run python bench/validity.py --sets train --curve docs/budget_curve.svg
+
+``--curve`` also plays the solver at budgets from 4 to 64 units on the first set and draws
+its mean score per difficulty against the budget, with the best shortcut as a dashed line.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from metric_tracker_rl.tasks import EVAL_SPLIT, NAMED_TASKS
 
 TRAIN_SEED_BASE = 900_000
 LADDER = (4, 8, 16, 32)
+CURVE_BUDGETS = (4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
 ROLLOUTS = 8
 
 # name -> (agent factory, step budget or None for the default)
@@ -125,6 +130,28 @@ def _mean_all(by: dict[str, list[float]]) -> float:
     return round(statistics.fmean(x for v in by.values() for x in v), 4)
 
 
+def budget_curve(configs: list[dict[str, Any]], table: dict[str, dict[str, float]]) -> str:
+    """The solver's mean score against its budget, per difficulty, as an SVG line chart."""
+    from svg_chart import Chart, Series
+
+    chart = Chart(
+        title="Reference solver: mean score against the step budget",
+        x_label="step budget (units)",
+        y_label="mean score",
+        x_ticks=[0, 8, 16, 24, 32, 40, 48, 56, 64],
+    )
+    for difficulty in C.DIFFICULTIES:
+        chosen = [c for c in configs if difficulty_of(c) == difficulty]
+        points = [
+            (budget, statistics.fmean(play(AGENTS["solver"](), c, budget) for c in chosen))
+            for budget in CURVE_BUDGETS
+        ]
+        chart.series.append(Series(f"solver, {difficulty}", [(b, round(m, 4)) for b, m in points]))
+    best = max(max(table[name][d] for d in C.DIFFICULTIES) for name in SHORTCUTS)
+    chart.series.append(Series(f"best shortcut ({best:.2f})", [(0, best), (64, best)], dashed=True))
+    return chart.render()
+
+
 def markdown(table: dict[str, dict[str, float]], difficulties: list[str]) -> str:
     lines = [
         "| recipe | " + " | ".join(difficulties) + " | all |",
@@ -140,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", choices=sorted(CONFIG_SETS), default=["train", "named_eval"])
     parser.add_argument("--json", default="bench/results/validity.json", help="where to write the tables")
+    parser.add_argument("--curve", help="also write the score-against-budget chart (SVG) here")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     report: dict[str, Any] = {"sets": {}}
@@ -150,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{set_name}: {len(configs)} configs")
         print(markdown(table, difficulties))
         report["sets"][set_name] = {"configs": len(configs), "table": table}
+        if args.curve and set_name == args.sets[0]:
+            Path(args.curve).write_text(budget_curve(configs, table), encoding="utf-8")
+            print(f"wrote {args.curve}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -124,11 +124,20 @@ def methods_markdown(methods: list[dict[str, Any]]) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
-    lines = ["| method | kind | arguments | description |", "|---|---|---|---|"]
+    lines = ["| method | kind | cost | arguments | description |", "|---|---|---|---|---|"]
     for m in methods:
         shown = ", ".join(f"`{a}`" for a in argument_list(m["arguments"])) or "none"
-        lines.append(f"| `{m['name']}` | {m['kind']} | {cell(shown)} | {cell(m['description'])} |")
+        lines.append(
+            f"| `{m['name']}` | {m['kind']} | {cost_label(m)} | {cell(shown)} | {cell(m['description'])} |"
+        )
     return "\n".join(lines)
+
+
+def cost_label(method: dict[str, Any]) -> str:
+    """A method's price in budget units: ``3``, or ``1 + 2/row`` for methods priced per row."""
+    if method.get("cost_per_row"):
+        return f"{method['cost']} + {method['cost_per_row']}/row"
+    return str(method["cost"])
 
 
 @app.command("methods")
@@ -154,7 +163,8 @@ def methods(
     for m in catalog:
         arguments = ", ".join(argument_list(m["arguments"])) or "no arguments"
         console.print(
-            f"[bold]{escape(m['name'])}[/]  [cyan]{escape(m['kind'])}[/]  ({escape(arguments)})",
+            f"[bold]{escape(m['name'])}[/]  [cyan]{escape(m['kind'])}[/]  cost {escape(cost_label(m))}  "
+            f"({escape(arguments)})",
             highlight=False,
         )
         console.print(Padding(Text(m["description"], style="dim"), (0, 0, 0, 4)))

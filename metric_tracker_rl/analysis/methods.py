@@ -64,7 +64,10 @@ class GeneratorArgs(_Args):
         ge=C.MIN_THRESHOLD_MULTIPLIER,
         le=100.0,
         allow_inf_nan=False,
-        description="Flag where |value - median| > threshold_multiplier x std_from_median",
+        description=(
+            f"Flag where |value - median| > threshold_multiplier x std_from_median "
+            f"(at least {C.MIN_THRESHOLD_MULTIPLIER})"
+        ),
     )
 
 
@@ -252,9 +255,10 @@ def check_impossible_counts(episode: Episode, args: DateArgs) -> dict[str, Any]:
 def list_suspicious_dates(episode: Episode, args: SuspiciousArgs) -> dict[str, Any]:
     """Dates ranked by their most unusual statistics, over every entity (daily counts and
     rates, funnel steps, the hourly mix, impossible counts): each date's top signals with
-    their direction and score in standard deviations from the window median (|value -
-    median| / std_from_median, rounded to 0.1). A ranking, not a verdict: unusual days are
-    not anomalies until their family's detection method flags them."""
+    their direction and robust z-score (|value - window median| / (1.4826 x median absolute
+    deviation), rounded to 0.1; any impossible count is off the scale at 99.9). A ranking,
+    not a verdict: unusual days are not anomalies until their family's detection method
+    flags them."""
     scores = episode.unusualness
     top = scores.max(axis=1)
     order = np.argsort(-top, kind="stable")[: args.limit]

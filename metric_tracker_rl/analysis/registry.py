@@ -99,6 +99,11 @@ def method(name: str, kind: MethodKind, args_model: type[BaseModel], *, cost: in
         if name in REGISTRY:
             raise RuntimeError(f"analysis method {name!r} registered twice")
         description = " ".join((function.__doc__ or "").strip().split("\n\n")[0].split())
+        if cost_per_row:
+            description += (
+                f" At most {C.MAX_ROWS_PER_CALL} rows a call, in order, and no more than the budget "
+                "left pays for; `truncated` says when rows were left out."
+            )
         REGISTRY[name] = MethodSpec(name, description, kind, args_model, function, cost, cost_per_row)
         return function
 
