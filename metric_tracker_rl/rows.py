@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 Severity = Literal["low", "medium", "high", "critical"]
 EntityType = Literal["conversion_rate", "event_count", "funnel_step", "hourly_mix", "data_quality"]
@@ -50,3 +50,8 @@ class AnomalyRow(BaseModel):
     def key(self) -> str:
         """Rows are matched on date|entity_type|entity_name."""
         return f"{self.date}|{self.entity_type}|{self.entity_name}"
+
+
+# A row as calls carry it: any object, so that a malformed row is reported as an invalid
+# row rather than refusing the whole call; its published schema is AnomalyRow's.
+RowObject = Annotated[dict[str, Any], WithJsonSchema(AnomalyRow.model_json_schema())]

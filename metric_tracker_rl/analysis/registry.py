@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl.grading import describe_validation_error
+from metric_tracker_rl.schemas import model_schema, strict_schema
 
 if TYPE_CHECKING:
     from metric_tracker_rl.episode import Episode
@@ -44,24 +45,12 @@ class MethodSpec:
         return f"Cost: {units}."
 
     def arguments_schema(self) -> dict[str, Any]:
-        """JSON schema of the arguments, self-contained (no $defs references)."""
-        schema = self.args_model.model_json_schema()
-        defs = schema.pop("$defs", {})
-        schema = _inline(schema, defs)
-        schema.pop("title", None)
-        schema.setdefault("properties", {})
-        schema.setdefault("required", [])
-        return schema
+        """JSON schema of the arguments, self-contained (no $defs references), with defaults."""
+        return model_schema(self.args_model)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "kind": self.kind,
-            "cost": self.cost,
-            "cost_per_row": self.cost_per_row,
-            "arguments": self.arguments_schema(),
-        }
+    def input_schema(self) -> dict[str, Any]:
+        """The arguments in the strict form of tool calling (MCP and OpenAI tools)."""
+        return strict_schema(self.arguments_schema())
 
     def tool_schema(self) -> dict[str, Any]:
         """OpenAI function-calling format."""
@@ -74,26 +63,21 @@ class MethodSpec:
             },
         }
 
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target = defs[node["$ref"].split("/")[-1]]
-            merged = {**_inline(target, defs), **{k: v for k, v in node.items() if k != "$ref"}}
-            merged.pop("title", None)
-            return merged
-        return {k: _inline(v, defs) for k, v in node.items() if k != "title"}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "cost": self.cost,
+            "cost_per_row": self.cost_per_row,
+            "arguments": self.arguments_schema(),
+        }
 
 
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def method(
-    name: str, kind: MethodKind, args_model: type[BaseModel], cost: int = 1, cost_per_row: int = 0
-):
+def method(name: str, kind: MethodKind, args_model: type[BaseModel], cost: int = 1, cost_per_row: int = 0):
     """Register a method with its price; its docstring's first paragraph is its public description."""
 
     def register(function: Callable[[Episode, Any], Any]) -> Callable[[Episode, Any], Any]:
