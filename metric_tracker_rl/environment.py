@@ -23,7 +23,7 @@ from metric_tracker_rl.analysis import (
     parse_generator_specs,
     run_method,
 )
-from metric_tracker_rl.config import ConfigError
+from metric_tracker_rl.arguments import check_reset_arguments
 from metric_tracker_rl.episode import Episode, build_episode
 from metric_tracker_rl.grading import grade_submission
 from metric_tracker_rl.models import (
@@ -41,18 +41,6 @@ from metric_tracker_rl.tasks import (
 )
 
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
-RESET_ARGUMENTS = (
-    "task_id",
-    "seed",
-    "scenario_family",
-    "difficulty",
-    "anomaly_density",
-    "anomaly_count",
-    "anomalies",
-    "end_date",
-    "split",
-    "index",
-)
 
 INSTRUCTION = (
     "Investigate four weeks of product-funnel metrics ({start}..{end}) and report every "
@@ -120,13 +108,13 @@ class MetricTrackerRlEnvironment(
         index: int | None = None,
         **unknown: Any,
     ) -> MetricTrackerRlObservation:
-        """Start an episode. Raises ``ConfigError`` for unknown or out-of-range arguments.
+        """Start an episode (the arguments are ``ResetArgs``'s). Raises ``ConfigError`` for
+        unknown or out-of-range arguments.
 
         With no arguments at all, the first named task is played. ``split`` + ``index``
         (OpenEnv's Task API) pick a task of a split; explicit arguments override it.
         """
-        if unknown:
-            raise ConfigError(f"unknown reset arguments {sorted(unknown)}; allowed: {list(RESET_ARGUMENTS)}")
+        check_reset_arguments(unknown)
         given = (
             seed,
             scenario_family,
