@@ -39,6 +39,7 @@ from metric_tracker_rl.tasks import (
     split_configs,
     task_spec,
 )
+from metric_tracker_rl.tools import EpisodeTools
 
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
 
@@ -89,6 +90,7 @@ class MetricTrackerRlEnvironment(
         self._submissions = 0
         self._last_score: float | None = None
         self._done = False
+        self.tools = EpisodeTools(self)  # start_episode, the analysis methods, submit_report
         self._mcp_server: Any = None
 
     # --- OpenEnv API -------------------------------------------------------------------
@@ -228,11 +230,12 @@ class MetricTrackerRlEnvironment(
 
     @property
     def mcp_server(self) -> Any:
-        """FastMCP tools for this session (built on first use; OpenEnv serves them at /mcp)."""
+        """This session's tools as a FastMCP server, for OpenEnv's own MCP dialect (its /mcp
+        JSON-RPC and WebSocket messages); built on first use."""
         if self._mcp_server is None:
-            from metric_tracker_rl.mcp_tools import build_mcp_server
+            from metric_tracker_rl.mcp.dialect import fastmcp_server
 
-            self._mcp_server = build_mcp_server(self)
+            self._mcp_server = fastmcp_server(self.tools)
         return self._mcp_server
 
     # --- OpenEnv Task API (metadata only; select with reset(split=..., index=...)) --------

@@ -52,17 +52,6 @@ class MethodSpec:
         """The arguments in the strict form of tool calling (MCP and OpenAI tools)."""
         return strict_schema(self.arguments_schema())
 
-    def tool_schema(self) -> dict[str, Any]:
-        """OpenAI function-calling format."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": f"{self.description} {self.cost_text()}",
-                "parameters": self.arguments_schema(),
-            },
-        }
-
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
