@@ -361,9 +361,10 @@ class MetricTrackerRlEnvironment(
         return MetricTrackerRlObservation(
             status="error",
             message=(
-                "No episode in this session: call reset (with a task_id or config) first. Over plain "
-                "HTTP every /reset and /step gets a fresh environment, so play episodes over the "
-                "WebSocket session (/ws, the MetricTrackerRlEnv client) or an MCP session."
+                "No episode in this session: call reset (the MCP tool start_episode) with a task_id "
+                "or config first. Over plain HTTP every /reset and /step gets a fresh environment, "
+                "so play episodes over the WebSocket session (/ws, the MetricTrackerRlEnv client) "
+                "or an MCP session."
             ),
             reward=None,
             done=False,
