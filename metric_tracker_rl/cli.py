@@ -343,7 +343,13 @@ def serve(
     host: str = typer.Option("0.0.0.0", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port to listen on."),
     max_sessions: int = typer.Option(
-        None, "--max-sessions", min=1, help="Concurrent WebSocket sessions (default 256)."
+        None, "--max-sessions", min=1, help="Concurrent sessions, WebSocket and MCP each (default 256)."
+    ),
+    mcp_idle_timeout: float = typer.Option(
+        None,
+        "--mcp-idle-timeout",
+        min=0.001,
+        help="Seconds before an idle MCP session closes (default 1800).",
     ),
     max_steps: int = typer.Option(
         None, "--max-steps", min=1, help="Step budget of every episode (default: set by each episode)."
@@ -365,7 +371,21 @@ def serve(
         os.environ.setdefault(WEB_ENV_VAR, "1")
     else:
         os.environ[WEB_ENV_VAR] = "1" if web else "0"
-    run(host=host, port=port, max_sessions=max_sessions, max_steps=max_steps)
+    run(
+        host=host,
+        port=port,
+        max_sessions=max_sessions,
+        max_steps=max_steps,
+        mcp_idle_timeout=mcp_idle_timeout,
+    )
+
+
+@app.command("mcp")
+def mcp() -> None:
+    """Serve the benchmark to an MCP host over stdio: one episode session for the process's life."""
+    from metric_tracker_rl.mcp.server import run_stdio
+
+    run_stdio()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 from openenv.core import EnvClient
 from openenv.core.client_types import StepResult
 
+from metric_tracker_rl.arguments import RESET_ARGUMENTS
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
@@ -22,28 +23,16 @@ from metric_tracker_rl.models import (
 class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]):
     """Client for a metric_tracker_rl server (``.sync()`` for synchronous use)."""
 
-    def reset(
-        self,
-        task_id: str | None = None,
-        seed: int | None = None,
-        scenario_family: str | None = None,
-        difficulty: str | None = None,
-        anomaly_density: str | None = None,
-        anomaly_count: int | None = None,
-        anomalies: list[dict[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Start an episode; arguments left at None are not sent (server defaults apply)."""
-        config = {
-            "task_id": task_id,
-            "seed": seed,
-            "scenario_family": scenario_family,
-            "difficulty": difficulty,
-            "anomaly_density": anomaly_density,
-            "anomaly_count": anomaly_count,
-            "anomalies": anomalies,
-            **kwargs,
-        }
+    def reset(self, task_id: str | None = None, **config: Any) -> Any:
+        """Start an episode. ``config`` takes the other ``ResetArgs`` (seed, scenario_family,
+        difficulty, anomaly_density, anomaly_count, anomalies, end_date, split, index) and
+        OpenEnv's episode_id; arguments left at None are not sent (server defaults apply).
+        An unknown name is a ``TypeError`` here; values are checked by the server."""
+        allowed = [*RESET_ARGUMENTS, "episode_id"]
+        unknown = sorted(set(config) - set(allowed))
+        if unknown:
+            raise TypeError(f"unknown reset arguments {unknown}; allowed: {allowed}")
+        config = {"task_id": task_id, **config}
         return super().reset(**{k: v for k, v in config.items() if v is not None})
 
     def _step_payload(self, action: MetricTrackerRlAction) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from metric_tracker_rl.analysis import (
     parse_generator_specs,
     run_method,
 )
-from metric_tracker_rl.config import ConfigError
+from metric_tracker_rl.arguments import check_reset_arguments
 from metric_tracker_rl.episode import Episode, build_episode
 from metric_tracker_rl.grading import ReportRubric, grade_submission
 from metric_tracker_rl.models import (
@@ -40,20 +40,9 @@ from metric_tracker_rl.tasks import (
     split_configs,
     task_spec,
 )
+from metric_tracker_rl.tools import EpisodeTools
 
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
-RESET_ARGUMENTS = (
-    "task_id",
-    "seed",
-    "scenario_family",
-    "difficulty",
-    "anomaly_density",
-    "anomaly_count",
-    "anomalies",
-    "end_date",
-    "split",
-    "index",
-)
 
 INSTRUCTION = (
     "Investigate four weeks of product-funnel metrics ({start}..{end}) and report every "
@@ -115,6 +104,7 @@ class MetricTrackerRlEnvironment(
         self._submissions = 0
         self._last_score: float | None = None
         self._done = False
+        self.tools = EpisodeTools(self)  # start_episode, the analysis methods, submit_report
         self._mcp_server: Any = None
 
     # --- OpenEnv API -------------------------------------------------------------------
@@ -134,13 +124,13 @@ class MetricTrackerRlEnvironment(
         index: int | None = None,
         **unknown: Any,
     ) -> MetricTrackerRlObservation:
-        """Start an episode. Raises ``ConfigError`` for unknown or out-of-range arguments.
+        """Start an episode (the arguments are ``ResetArgs``'s). Raises ``ConfigError`` for
+        unknown or out-of-range arguments.
 
         With no arguments at all, the first named task is played. ``split`` + ``index``
         (OpenEnv's Task API) pick a task of a split; explicit arguments override it.
         """
-        if unknown:
-            raise ConfigError(f"unknown reset arguments {sorted(unknown)}; allowed: {list(RESET_ARGUMENTS)}")
+        check_reset_arguments(unknown)
         given = (
             seed,
             scenario_family,
@@ -257,11 +247,12 @@ class MetricTrackerRlEnvironment(
 
     @property
     def mcp_server(self) -> Any:
-        """FastMCP tools for this session (built on first use; OpenEnv serves them at /mcp)."""
+        """This session's tools as a FastMCP server, for OpenEnv's own MCP dialect (its /mcp
+        JSON-RPC and WebSocket messages); built on first use."""
         if self._mcp_server is None:
-            from metric_tracker_rl.mcp_tools import build_mcp_server
+            from metric_tracker_rl.mcp.dialect import fastmcp_server
 
-            self._mcp_server = build_mcp_server(self)
+            self._mcp_server = fastmcp_server(self.tools)
         return self._mcp_server
 
     # --- OpenEnv Task API (metadata only; select with reset(split=..., index=...)) --------
@@ -393,9 +384,10 @@ class MetricTrackerRlEnvironment(
         return MetricTrackerRlObservation(
             status="error",
             message=(
-                "No episode in this session: call reset (with a task_id or config) first. Over plain "
-                "HTTP every /reset and /step gets a fresh environment, so play episodes over the "
-                "WebSocket session (/ws, the MetricTrackerRlEnv client) or an MCP session."
+                "No episode in this session: call reset (the MCP tool start_episode) with a task_id "
+                "or config first. Over plain HTTP every /reset and /step gets a fresh environment, "
+                "so play episodes over the WebSocket session (/ws, the MetricTrackerRlEnv client) "
+                "or an MCP session."
             ),
             reward=None,
             done=False,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
 
@@ -136,3 +136,8 @@ def _semantic_problem(row: AnomalyRow, valid_dates: Collection[str]) -> str | No
     if not row.detection_method:
         return "detection_method is empty"
     return None
+
+
+# A row as calls carry it: any object, so that a malformed row is reported as an invalid
+# row rather than refusing the whole call; its published schema is AnomalyRow's.
+RowObject = Annotated[dict[str, Any], WithJsonSchema(AnomalyRow.model_json_schema())]

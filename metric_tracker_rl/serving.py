@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from openenv.core.env_server.http_server import create_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import (
@@ -53,36 +54,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)  # the server stops at Content-Length
             return
         # No Content-Length (chunked): read the body up to the limit first, then replay it.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay(message, receive), send)
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await _too_large(send, self.limit)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay(body, receive), send)
-
-
-def _replay(first: dict, receive: Any) -> Any:
-    """An ASGI receive that yields the buffered body once, then defers to the real one
-    (so a disconnect still reaches streaming responses)."""
-    pending = [first]
-
-    async def replay() -> dict:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
+        try:
+            _, replayed = await buffer_body(receive, self.limit)
+        except BodyTooLarge:
+            await _too_large(send, self.limit)
+            return
+        await self.app(scope, replayed, send)
 
 
 async def _too_large(send: Any, limit: int) -> None:
@@ -118,11 +95,17 @@ def max_sessions_from_env() -> int:
     return value
 
 
-def build_app(max_sessions: int | None = None, max_steps: int | None = None) -> FastAPI:
-    """The FastAPI app: OpenEnv's HTTP + WebSocket + MCP routes for this environment.
+def build_app(
+    max_sessions: int | None = None, max_steps: int | None = None, mcp_idle_timeout: float | None = None
+) -> FastAPI:
+    """The FastAPI app: OpenEnv's HTTP + WebSocket + MCP routes for this environment, and the
+    standard MCP protocol on the same /mcp (same session limit; idle MCP sessions close).
 
     ``max_steps`` replaces every episode's default step budget (the operator's choice;
     clients cannot change it)."""
+    from metric_tracker_rl.mcp import http as mcp_http
+
+    max_sessions = max_sessions or max_sessions_from_env()
     environment = (
         partial(MetricTrackerRlEnvironment, max_steps=max_steps) if max_steps else MetricTrackerRlEnvironment
     )
@@ -131,7 +114,7 @@ def build_app(max_sessions: int | None = None, max_steps: int | None = None) -> 
         MetricTrackerRlAction,
         MetricTrackerRlObservation,
         env_name="metric_tracker_rl",
-        max_concurrent_envs=max_sessions or max_sessions_from_env(),
+        max_concurrent_envs=max_sessions,
         state_cls=MetricTrackerRlState,
         # Mounted at /web only when ENABLE_WEB_INTERFACE is set (`metric-tracker serve` sets it):
         # the debugger alone, instead of OpenEnv's generic playground.
@@ -154,7 +137,13 @@ def build_app(max_sessions: int | None = None, max_steps: int | None = None) -> 
         detail = _json_safe(jsonable_encoder(err.detail))
         return JSONResponse(status_code=err.status_code, content={"detail": detail}, headers=err.headers)
 
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    mcp_http.install(
+        app,
+        max_sessions=max_sessions,
+        idle_timeout=mcp_idle_timeout or mcp_http.idle_timeout_from_env(),
+        new_environment=environment,
+    )
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)  # outermost: bodies are capped first
     return app
 
 
@@ -163,8 +152,10 @@ def run(
     port: int = DEFAULT_PORT,
     max_sessions: int | None = None,
     max_steps: int | None = None,
+    mcp_idle_timeout: float | None = None,
 ) -> None:
     """Serve the app with uvicorn (blocking)."""
     import uvicorn
 
-    uvicorn.run(build_app(max_sessions, max_steps), host=host, port=port, log_level="info")
+    app = build_app(max_sessions, max_steps, mcp_idle_timeout)
+    uvicorn.run(app, host=host, port=port, log_level="info")

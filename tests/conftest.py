@@ -6,6 +6,9 @@ openenv (which imports gradio), so the process is launched as soon as pytest fin
 ``test_server.py``, while pytest is still importing test modules, and the two overlap.
 
 ``small_server_url``: an in-thread server built with ``build_app(max_sessions=2)``.
+
+``limited_server_url``: ``server.app:app`` in a subprocess with two sessions at most and MCP
+sessions that expire after one idle second (launched when pytest finds ``test_mcp.py``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
 MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
-# Not inherited by the server: debug off, default session limit, no /web UI (tested elsewhere).
-SERVER_ENV_DROP = (DEBUG_ENV_VAR, MAX_SESSIONS_ENV_VAR, "ENABLE_WEB_INTERFACE")
+MCP_IDLE_ENV_VAR = "METRIC_TRACKER_MCP_IDLE_TIMEOUT"
+# Not inherited by the server: debug off, default limits, no /web UI (tested elsewhere).
+SERVER_ENV_DROP = (DEBUG_ENV_VAR, MAX_SESSIONS_ENV_VAR, MCP_IDLE_ENV_VAR, "ENABLE_WEB_INTERFACE")
+LIMITED_SERVER_ENV = {MAX_SESSIONS_ENV_VAR: "2", MCP_IDLE_ENV_VAR: "1"}
 STARTUP_TIMEOUT_S = 150.0
 
 # Binds port 0 itself (no race for a free port), prints it, then serves server.app:app.
@@ -42,23 +47,28 @@ uvicorn.Server(uvicorn.Config("server.app:app", log_level="warning")).run(socket
 """
 
 _main_server: dict[str, Any] = {}
+_limited_server: dict[str, Any] = {}
 
 
-def _launch_main_server() -> None:
-    if _main_server:
+def _launch(server: dict[str, Any], extra_env: dict[str, str] | None = None) -> None:
+    if server:
         return
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_DROP}
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_DROP} | (extra_env or {})
     fd, log = tempfile.mkstemp(prefix="metric_tracker_server_", suffix=".log")
     proc = subprocess.Popen(
         [sys.executable, "-c", _LAUNCHER], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=fd
     )
     os.close(fd)
-    _main_server.update(proc=proc, log=Path(log))
+    server.update(proc=proc, log=Path(log))
 
 
-def _stop_main_server() -> None:
-    proc = _main_server.pop("proc", None)
-    log = _main_server.pop("log", None)
+def _launch_main_server() -> None:
+    _launch(_main_server)
+
+
+def _stop(server: dict[str, Any]) -> None:
+    proc = server.pop("proc", None)
+    log = server.pop("log", None)
     if proc is not None and proc.poll() is None:
         proc.terminate()
         try:
@@ -72,17 +82,37 @@ def _stop_main_server() -> None:
         log.unlink(missing_ok=True)
 
 
+def _stop_main_server() -> None:
+    _stop(_main_server)
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
     # pytest also offers the siblings of a file named on the command line: start only when
-    # test_server.py itself (or a directory holding it) was asked for.
-    if file_path.name == "test_server.py" and any(
-        parent.session.isinitpath(p) for p in (file_path, *file_path.parents)
-    ):
+    # the test file itself (or a directory holding it) was asked for.
+    asked = any(parent.session.isinitpath(p) for p in (file_path, *file_path.parents))
+    if file_path.name in ("test_server.py", "test_mcp.py") and asked:
         _launch_main_server()
+    if file_path.name == "test_mcp.py" and asked:
+        _launch(_limited_server, LIMITED_SERVER_ENV)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _stop_main_server()
+    _stop(_limited_server)
+
+
+def _serve(server: dict[str, Any]) -> str:
+    """The URL of a launched server, once it is healthy."""
+    proc: subprocess.Popen[bytes] = server["proc"]
+    log: Path = server["log"]
+    if "url" not in server:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            pytest.fail(f"server launcher printed no port ({line!r}):\n{log.read_text()}")
+        server["url"] = f"http://127.0.0.1:{int(line)}"
+    wait_healthy(server["url"], lambda: proc.poll() is None, log.read_text, STARTUP_TIMEOUT_S)
+    return server["url"]
 
 
 def wait_healthy(url: str, alive: Callable[[], bool], describe: Callable[[], str], timeout: float) -> None:
@@ -102,18 +132,20 @@ def wait_healthy(url: str, alive: Callable[[], bool], describe: Callable[[], str
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     _launch_main_server()
-    proc: subprocess.Popen[bytes] = _main_server["proc"]
-    log: Path = _main_server["log"]
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.strip().isdigit():
-        pytest.fail(f"server launcher printed no port ({line!r}):\n{log.read_text()}")
-    url = f"http://127.0.0.1:{int(line)}"
-    wait_healthy(url, lambda: proc.poll() is None, log.read_text, STARTUP_TIMEOUT_S)
     try:
-        yield url
+        yield _serve(_main_server)
     finally:
         _stop_main_server()
+
+
+@pytest.fixture(scope="session")
+def limited_server_url() -> Iterator[str]:
+    """A server process with two sessions at most and MCP sessions idle-expiring after 1 s."""
+    _launch(_limited_server, LIMITED_SERVER_ENV)
+    try:
+        yield _serve(_limited_server)
+    finally:
+        _stop(_limited_server)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ policy that reads the conversation like a model would: the solving policy calls
 task_overview and list_suspicious_dates, examines the most suspicious dates with the
 method each date's strongest signal calls for (two dates at a time, as parallel tool
 calls), confirms daily counts and rates that cross a public threshold, and submits the
-confirmed assessments once it has as many as the task has rows. ``faults``
-replace the first replies with malformed ones (bad JSON, unknown tool, text only, HTTP
-500, ...). Every request body is recorded. Loopback only, a free port, a daemon thread.
+confirmed assessments once it has as many as the task has rows. Like the real API, a
+request whose strict tools break strict mode's rules gets 400, and arguments to a strict
+tool come with every property (null where the policy leaves one out). ``faults`` replace
+the first replies with malformed ones (bad JSON, unknown tool, text only, HTTP 500, ...).
+Every request body is recorded. Loopback only, a free port, a daemon thread.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from openai_strict import as_strict_model_sends, strict_errors
 
 from metric_tracker_rl.agents.solver import DAILY_VIEW, PLANS
 from metric_tracker_rl.rows import ROW_FIELDS
@@ -86,6 +90,12 @@ class FakeOpenAI:
         if not self.accept_seed and "seed" in body:
             message = "Unrecognized request argument supplied: seed"
             return 400, {"error": {"message": message, "type": "invalid_request_error", "param": "seed"}}
+        for tool in body.get("tools") or []:
+            function = tool.get("function", {})
+            errors = strict_errors(function.get("parameters", {})) if function.get("strict") else []
+            if errors:
+                message = f"Invalid schema for function '{function.get('name')}': {errors[0]}"
+                return 400, {"error": {"message": message, "type": "invalid_request_error", "param": "tools"}}
         fault = FAULTS[self.faults[number]] if number < len(self.faults) else {}
         if "status" in fault:
             error = {"message": "injected server error", "type": "server_error", "code": None}
@@ -148,6 +158,15 @@ def completion(
         message: dict[str, Any] = {"role": "assistant", "content": reply}
         finish = "stop"
     else:
+        strict = {
+            t["function"]["name"]: t["function"]["parameters"]
+            for t in body.get("tools") or []
+            if t.get("function", {}).get("strict")
+        }
+        reply = [
+            (name, as_strict_model_sends(arguments, strict[name]) if name in strict else arguments)
+            for name, arguments in reply
+        ]
         message = {
             "role": "assistant",
             "content": None,

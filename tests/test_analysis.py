@@ -21,6 +21,7 @@ from metric_tracker_rl.analysis import methods
 from metric_tracker_rl.analysis.registry import method as register_method
 from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.rows import ROW_FIELDS
+from metric_tracker_rl.schemas import strict_schema
 
 SPEC_METHODS = (
     "task_overview",
@@ -164,19 +165,17 @@ def test_registering_a_name_twice_is_refused():
     assert before == analysis.REGISTRY
 
 
-def test_available_methods_and_tool_schemas_are_derived_from_the_registry():
+def test_available_methods_are_derived_from_the_registry():
     names = list(analysis.REGISTRY)
     listed = analysis.available_methods()
-    tools = analysis.tool_schemas()
     assert [m["name"] for m in listed] == names
-    assert [t["function"]["name"] for t in tools] == names
-    for entry, tool in zip(listed, tools, strict=True):
+    for entry in listed:
         spec = analysis.REGISTRY[entry["name"]]
         assert entry["kind"] == spec.kind
         assert entry["description"] == spec.description
-        assert tool["function"]["description"] == f"{spec.description} {spec.cost_text()}"
         assert entry["cost"] == spec.cost and entry["cost_per_row"] == spec.cost_per_row
-        assert entry["arguments"] == tool["function"]["parameters"]
+        assert entry["arguments"] == spec.arguments_schema()
+        assert spec.input_schema() == strict_schema(spec.arguments_schema())
 
 
 def _walk_keys(node: Any):
@@ -189,34 +188,57 @@ def _walk_keys(node: Any):
             yield from _walk_keys(value)
 
 
-def test_tool_schemas_are_self_contained_openai_functions():
+def test_argument_schemas_are_self_contained_json_schemas():
     jsonschema = pytest.importorskip("jsonschema")
-    for tool in analysis.tool_schemas():
-        assert set(tool) == {"type", "function"}
-        assert tool["type"] == "function"
-        function = tool["function"]
-        assert set(function) == {"name", "description", "parameters"}
-        assert isinstance(function["description"], str) and function["description"]
-        parameters = function["parameters"]
-        assert parameters["type"] == "object"
-        assert isinstance(parameters["properties"], dict)
-        assert set(parameters["required"]) <= set(parameters["properties"])
-        keys = set(_walk_keys(parameters))
-        assert "$ref" not in keys and "$defs" not in keys, function["name"]
-        jsonschema.Draft202012Validator.check_schema(parameters)
-        json.dumps(tool, allow_nan=False)
+    for spec in analysis.REGISTRY.values():
+        schema = spec.arguments_schema()
+        assert schema["type"] == "object"
+        assert isinstance(schema["properties"], dict)
+        assert set(schema["required"]) <= set(schema["properties"])
+        keys = set(_walk_keys(schema))
+        assert "$ref" not in keys and "$defs" not in keys and "title" not in keys, spec.name
+        jsonschema.Draft202012Validator.check_schema(schema)
+        json.dumps(schema, allow_nan=False)
 
 
 def test_required_arguments_match_the_spec_signatures():
-    required = {
-        t["function"]["name"]: t["function"]["parameters"]["required"] for t in analysis.tool_schemas()
-    }
+    required = {name: spec.arguments_schema()["required"] for name, spec in analysis.REGISTRY.items()}
     assert required["rows_for_date"] == ["date"]
     assert sorted(required["compare_rate_to_median"]) == ["date", "entity_name"]
     assert sorted(required["compare_count_to_median"]) == ["date", "entity_name"]
     assert required["payload_generator"] == ["generator_methods"]
     assert required["list_suspicious_dates"] == []
     assert required["task_overview"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("list_suspicious_dates", {"limit": None}),
+        ("get_median_filter_rows", {"metric_name": None, "metric_names": None, "threshold_multiplier": None}),
+        (
+            "payload_generator",
+            {"generator_methods": [{"method_name": "get_median_filter_rows", "threshold_multiplier": None}]},
+        ),
+    ],
+)
+def test_null_for_an_optional_argument_means_its_default(hard, name, args):
+    """Strict tool calls send every argument; null stands for "not given"."""
+
+    def without_nulls(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_nulls(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [without_nulls(v) for v in value]
+        return value
+
+    given = analysis.run_method(hard, name, args)
+    assert "error" not in given, given
+    assert given == analysis.run_method(hard, name, without_nulls(args))
+
+
+def test_null_for_a_required_argument_is_an_error(hard):
+    assert "date" in error_of(hard, "rows_for_date", {"date": None})
 
 
 def test_generator_methods_are_the_registered_generators():

@@ -128,8 +128,12 @@ def test_methods_markdown_has_one_row_per_method() -> None:
     from metric_tracker_rl.analysis import REGISTRY
 
     lines = runner.invoke(app, ["methods", "--markdown"]).output.strip().splitlines()
-    assert lines[0] == "| method | kind | arguments | description |"
+    assert lines[0] == "| method | kind | cost | arguments | description |"
     assert [line.split("|")[1].strip(" `") for line in lines[2:]] == list(REGISTRY)
+    costs = [line.split("|")[3].strip() for line in lines[2:]]
+    assert costs == [
+        f"{s.cost} + {s.cost_per_row}/row" if s.cost_per_row else str(s.cost) for s in REGISTRY.values()
+    ]
 
 
 # --- the README stays true ---------------------------------------------------------------

@@ -18,6 +18,7 @@ from metric_tracker_rl import (
     tasks,
 )
 from metric_tracker_rl import constants as C
+from metric_tracker_rl.arguments import ResetArgs
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import DEBUG_ENV_VAR
 from metric_tracker_rl.generator import DECOY_FAMILIES
@@ -82,6 +83,11 @@ def test_constructor_and_reset_signatures():
     ):
         assert name in reset, name
         assert reset[name].default is None
+    # Every reset argument is ResetArgs's, the one definition the tool schemas and client use.
+    assert [n for n in reset if n not in ("self", "episode_id", "unknown")] == [
+        "seed",
+        *(n for n in ResetArgs.model_fields if n != "seed"),
+    ]
 
 
 def test_debug_flag_reads_the_environment_variable(monkeypatch):

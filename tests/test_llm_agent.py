@@ -21,8 +21,10 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from fake_openai import FakeOpenAI
+from openai_strict import strict_errors
 
 from metric_tracker_rl.agents import AGENTS
 from metric_tracker_rl.agents.llm import (
@@ -34,11 +36,12 @@ from metric_tracker_rl.agents.llm import (
     agent_tools,
     compact_json,
     settings_from_env,
-    submit_report_schema,
 )
-from metric_tracker_rl.analysis import REGISTRY, tool_schemas
+from metric_tracker_rl.analysis import REGISTRY
+from metric_tracker_rl.analysis.methods import GeneratorSpec
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlObservation
+from metric_tracker_rl.rows import ROW_FIELDS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -108,7 +111,8 @@ def test_requests_carry_the_registry_tools_and_deterministic_parameters() -> Non
         play(fake)
     assert fake.requests
     for body in fake.requests:
-        assert body["tools"] == [*tool_schemas(), submit_report_schema()]
+        assert body["tools"] == agent_tools()
+        assert all(tool["function"]["strict"] is True for tool in body["tools"])
         assert body["model"] == MODEL
         assert body["temperature"] == 0
         assert body["seed"] == 0
@@ -124,13 +128,29 @@ def test_requests_carry_the_registry_tools_and_deterministic_parameters() -> Non
 
 def test_submit_report_schema_is_derived_from_the_row_and_generator_models() -> None:
     submit = agent_tools()[-1]["function"]
+    assert submit["name"] == SUBMIT_TOOL and submit["strict"] is True
     properties = submit["parameters"]["properties"]
-    row = properties["classifications"]["items"]
-    assert set(row["required"]) == set(row["properties"]) >= {"date", "entity_name", "severity"}
-    generator = properties["payload_generators"]["items"]
-    assert generator["required"] == ["method_name"]
-    assert "threshold_multiplier" in generator["properties"]
+    rows, null = properties["classifications"]["anyOf"]
+    assert null == {"type": "null"}
+    row = rows["items"]
+    assert list(row["properties"]) == row["required"] == list(ROW_FIELDS)
+    generators, _ = properties["payload_generators"]["anyOf"]
+    assert set(generators["items"]["properties"]) == set(GeneratorSpec.model_fields)
     assert "title" not in json.dumps(submit)
+    assert strict_errors(submit["parameters"]) == []
+
+
+def test_the_fake_endpoint_refuses_a_tool_that_strict_mode_refuses() -> None:
+    """As the real API does: a lenient schema marked strict is a 400, so the tests above fail
+    if the agent's schemas stop being strict."""
+    lenient = {**agent_tools()[0], "function": {**agent_tools()[0]["function"], "strict": True}}
+    lenient["function"]["parameters"] = REGISTRY["list_suspicious_dates"].arguments_schema()
+    with FakeOpenAI() as fake:
+        client = openai.OpenAI(base_url=fake.base_url, api_key=API_KEY, max_retries=0)
+        with pytest.raises(openai.BadRequestError, match="every property must be required"):
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], tools=[lenient]
+            )
 
 
 def test_the_agent_is_deterministic() -> None:

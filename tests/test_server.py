@@ -33,6 +33,7 @@ from metric_tracker_rl.families import ENTITY_NAMES_BY_TYPE, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.rows import ROW_FIELDS
 from metric_tracker_rl.tasks import NAMED_TASKS
+from metric_tracker_rl.tools import tool_catalog
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -943,18 +944,23 @@ def test_no_hidden_rows_in_any_response(server_url: str, http: httpx.Client, con
 
 
 def test_mcp_tools_list_is_the_registry_with_typed_schemas(http: httpx.Client) -> None:
-    tools = {t["name"]: t for t in rpc(http, "tools/list")["result"]["tools"]}
-    assert set(tools) == {*REGISTRY, "start_episode", "submit_report"}
+    """OpenEnv's dialect lists the same catalog as the standard protocol."""
+    tools = rpc(http, "tools/list")["result"]["tools"]
+    assert [t["name"] for t in tools] == ["start_episode", *REGISTRY, "submit_report"]
+    catalog = {tool.name: tool for tool in tool_catalog()}
+    for tool in tools:
+        assert tool["inputSchema"] == catalog[tool["name"]].input_schema, tool["name"]
+        assert tool["description"] == catalog[tool["name"]].description
     for name, spec in REGISTRY.items():
-        assert tools[name]["inputSchema"] == spec.arguments_schema(), name
-        assert tools[name]["description"].startswith(spec.description)
-    compare = tools["compare_rate_to_median"]["inputSchema"]
-    assert sorted(compare["required"]) == ["date", "entity_name"]
+        assert spec.description in catalog[name].description and spec.cost_text() in catalog[name].description
+    compare = catalog["compare_rate_to_median"].input_schema
+    assert compare["required"] == ["date", "entity_name"]
     assert compare["properties"]["date"]["type"] == "string"
-    assert tools["list_suspicious_dates"]["inputSchema"]["properties"]["limit"]["type"] == "integer"
-    start = tools["start_episode"]["inputSchema"]["properties"]
-    assert {"task_id", "seed", "scenario_family", "difficulty"} <= set(start)
-    submit = tools["submit_report"]["inputSchema"]["properties"]
+    limit = catalog["list_suspicious_dates"].input_schema["properties"]["limit"]
+    assert {"type": "integer", "minimum": 1, "maximum": 28} in limit["anyOf"]
+    start = catalog["start_episode"].input_schema["properties"]
+    assert {"task_id", "seed", "scenario_family", "difficulty", "end_date", "split", "index"} <= set(start)
+    submit = catalog["submit_report"].input_schema["properties"]
     assert set(submit) == {"classifications", "payload_generators"}
 
 

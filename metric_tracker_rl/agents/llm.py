@@ -1,8 +1,8 @@
 """The LLM baseline: an OpenAI-compatible tool-calling agent.
 
-The model sees the reset instruction, calls the analysis methods as tools (schemas from
-the one registry, ``analysis.tool_schemas()``) plus ``submit_report``, and gets every
-result back as compact JSON. The loop is bounded by rounds and by the environment's step
+The model sees the reset instruction, calls the analysis methods as tools plus
+``submit_report`` (strict function schemas from the one tool catalog, ``tools.py``), and
+gets every result back as compact JSON. The loop is bounded by rounds and by the environment's step
 budget, and never crashes on a bad reply: malformed tool calls get an error message back,
 API failures end the episode, and a model that never submits gets one final submission so
 the episode is always graded.
@@ -19,11 +19,11 @@ from typing import Any
 
 import openai
 
-from metric_tracker_rl import constants as C
 from metric_tracker_rl.agents.base import EnvHandle
-from metric_tracker_rl.analysis import REGISTRY, tool_schemas
+from metric_tracker_rl.analysis import REGISTRY
+from metric_tracker_rl.arguments import SUBMIT_ARGUMENTS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.rows import AnomalyRow
+from metric_tracker_rl.tools import START_EPISODE, SUBMIT_REPORT, tool_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ API_BASE_URL_VAR = "API_BASE_URL"
 MODEL_NAME_VAR = "MODEL_NAME"
 API_KEY_VARS = ("HF_TOKEN", "OPENAI_API_KEY")  # the first one set wins
 
-SUBMIT_TOOL = "submit_report"
+SUBMIT_TOOL = SUBMIT_REPORT
 DEFAULT_MAX_ROUNDS = 30  # chat-completion requests per episode, before the final submission
 DEFAULT_MAX_RESULT_CHARS = 8000  # a tool result longer than this is cut (lists shortened)
 MAX_TEXT_REPLIES = 2  # consecutive replies without a tool call before the agent gives up
@@ -93,52 +93,10 @@ class StepEvent:
 # --- tools ------------------------------------------------------------------------------
 
 
-def _strip_titles(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip_titles(v) for k, v in node.items() if k != "title"}
-    if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
-    return node
-
-
-def submit_report_schema() -> dict[str, Any]:
-    """The one graded tool; its row and generator schemas come from the wire types and registry."""
-    row = _strip_titles(AnomalyRow.model_json_schema())
-    generators = REGISTRY["payload_generator"].arguments_schema()["properties"]["generator_methods"]
-    return {
-        "type": "function",
-        "function": {
-            "name": SUBMIT_TOOL,
-            "description": (
-                "Submit the anomaly report for grading (uses one submission and one step). Give "
-                "classifications (rows in the submission schema), payload_generators (the server "
-                "builds the rows from get_*_rows generators), or both; a hand-written row replaces a "
-                "generated row with the same date|entity_type|entity_name."
-            ),
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "classifications": {
-                        "type": "array",
-                        "items": row,
-                        "maxItems": C.MAX_SUBMISSION_ROWS,
-                        "description": "Anomaly rows, values copied from the analysis results",
-                    },
-                    "payload_generators": {
-                        **generators,
-                        "description": "[{method_name, metric_name?, metric_names?, threshold_multiplier}]",
-                    },
-                },
-                "required": [],
-                "additionalProperties": False,
-            },
-        },
-    }
-
-
 def agent_tools() -> list[dict[str, Any]]:
-    """Every analysis method of the registry, then ``submit_report``."""
-    return [*tool_schemas(), submit_report_schema()]
+    """Every analysis method of the registry, then ``submit_report``, as strict functions
+    (the harness starts the episode, so ``start_episode`` is not offered)."""
+    return [tool.openai() for tool in tool_catalog() if tool.name != START_EPISODE]
 
 
 # --- compact results --------------------------------------------------------------------
@@ -511,10 +469,10 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 
 def _submission_error(arguments: dict[str, Any]) -> str | None:
-    unknown = sorted(set(arguments) - {"classifications", "payload_generators"})
+    unknown = sorted(set(arguments) - set(SUBMIT_ARGUMENTS))
     if unknown:
         return f"submit_report takes classifications and/or payload_generators, not {unknown}"
-    for field in ("classifications", "payload_generators"):
+    for field in SUBMIT_ARGUMENTS:
         value = arguments.get(field)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
             return f"{field} must be a list of objects"
@@ -571,7 +529,8 @@ def _arguments_text(arguments: Any) -> str:
 def action_label(action: MetricTrackerRlAction) -> str:
     """A short one-line label, e.g. ``get_median_filter_rows(threshold_multiplier=0.0)``."""
     if action.analysis_method is not None:
-        args = ",".join(f"{k}={_label_value(v)}" for k, v in action.analysis_args.items())
+        given = {k: v for k, v in action.analysis_args.items() if v is not None}  # null: the default
+        args = ",".join(f"{k}={_label_value(v)}" for k, v in given.items())
         label = f"{action.analysis_method}({args})"
     else:
         label = (

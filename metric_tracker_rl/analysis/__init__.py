@@ -19,21 +19,13 @@ from metric_tracker_rl.analysis.registry import (
 
 
 @cache
-def _catalog() -> tuple[tuple[dict, ...], tuple[dict, ...]]:
-    return (
-        tuple(spec.describe() for spec in REGISTRY.values()),
-        tuple(spec.tool_schema() for spec in REGISTRY.values()),
-    )
+def _catalog() -> tuple[dict, ...]:
+    return tuple(spec.describe() for spec in REGISTRY.values())
 
 
 def available_methods() -> list[dict]:
     """Every method with its description, kind and JSON-schema arguments (built once)."""
-    return list(_catalog()[0])
-
-
-def tool_schemas() -> list[dict]:
-    """OpenAI function-calling tool schemas, one per method (built once)."""
-    return list(_catalog()[1])
+    return list(_catalog())
 
 
 __all__ = [
@@ -47,5 +39,4 @@ __all__ = [
     "parse_arguments",
     "parse_generator_specs",
     "run_method",
-    "tool_schemas",
 ]

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
 from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
 from metric_tracker_rl.families import FAMILIES, Family
-from metric_tracker_rl.rows import ROW_FIELDS, row_key, validate_rows
+from metric_tracker_rl.rows import ROW_FIELDS, RowObject, row_key, validate_rows
 
 ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
 SIGNALS_PER_DATE = 3  # list_suspicious_dates: the strongest signals shown per date
@@ -24,6 +24,15 @@ SIGNALS_PER_DATE = 3  # list_suspicious_dates: the strongest signals shown per d
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        """Strict tool schemas send every argument: null for an optional one means its default."""
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {k: v for k, v in data.items() if v is not None or k not in fields or fields[k].is_required()}
 
 
 class NoArgs(_Args):
@@ -47,7 +56,7 @@ class RawDataArgs(_Args):
 
 
 class RowsArgs(_Args):
-    rows: list[dict[str, Any]] = Field(
+    rows: list[RowObject] = Field(
         max_length=C.MAX_SUBMISSION_ROWS, description="Rows in the submission schema"
     )
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.rows import describe_validation_error
+from metric_tracker_rl.schemas import model_schema, strict_schema
 
 if TYPE_CHECKING:
     from metric_tracker_rl.episode import Episode
@@ -45,14 +46,12 @@ class MethodSpec:
         return f"Cost: {units}."
 
     def arguments_schema(self) -> dict[str, Any]:
-        """JSON schema of the arguments, self-contained (no $defs references)."""
-        schema = self.args_model.model_json_schema()
-        defs = schema.pop("$defs", {})
-        schema = _inline(schema, defs)
-        schema.pop("title", None)
-        schema.setdefault("properties", {})
-        schema.setdefault("required", [])
-        return schema
+        """JSON schema of the arguments, self-contained (no $defs references), with defaults."""
+        return model_schema(self.args_model)
+
+    def input_schema(self) -> dict[str, Any]:
+        """The arguments in the strict form of tool calling (MCP and OpenAI tools)."""
+        return strict_schema(self.arguments_schema())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -63,30 +62,6 @@ class MethodSpec:
             "cost_per_row": self.cost_per_row,
             "arguments": self.arguments_schema(),
         }
-
-    def tool_schema(self) -> dict[str, Any]:
-        """OpenAI function-calling format."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": f"{self.description} {self.cost_text()}",
-                "parameters": self.arguments_schema(),
-            },
-        }
-
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target = defs[node["$ref"].split("/")[-1]]
-            merged = {**_inline(target, defs), **{k: v for k, v in node.items() if k != "$ref"}}
-            merged.pop("title", None)
-            return merged
-        return {k: _inline(v, defs) for k, v in node.items() if k != "title"}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
 
 
 REGISTRY: dict[str, MethodSpec] = {}

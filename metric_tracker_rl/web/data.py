@@ -18,8 +18,9 @@ import numpy as np
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis import REGISTRY
+from metric_tracker_rl.arguments import ResetArgs
 from metric_tracker_rl.episode import Episode
-from metric_tracker_rl.families import FAMILIES, SCENARIO_FAMILIES
+from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.rows import ROW_FIELDS
 from metric_tracker_rl.tasks import NAMED_TASKS
 
@@ -48,13 +49,8 @@ def task_table() -> tuple[list[str], list[list[Any]]]:
 
 def reset_choices() -> dict[str, list[str]]:
     """Dropdown choices of the reset controls (``default`` = let the task or config decide)."""
-    return {
-        "scenario_family": [DEFAULT_CHOICE, *SCENARIO_FAMILIES],
-        "difficulty": [DEFAULT_CHOICE, *C.DIFFICULTIES],
-        "anomaly_density": [DEFAULT_CHOICE, *C.ANOMALY_DENSITY_COUNTS],
-        "anomaly_count": [DEFAULT_CHOICE]
-        + [str(n) for n in range(C.MIN_ANOMALY_COUNT, C.MAX_ANOMALY_COUNT + 1)],
-    }
+    names = ("scenario_family", "difficulty", "anomaly_density", "anomaly_count")
+    return {name: [DEFAULT_CHOICE, *(str(v) for v in ResetArgs.choices(name))] for name in names}
 
 
 def reset_arguments(

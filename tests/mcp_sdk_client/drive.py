@@ -1,0 +1,100 @@
+"""Drive MCP sessions with the official MCP Python SDK client, as any MCP host would.
+
+Runs in this directory's own environment (``uv run --project tests/mcp_sdk_client``): the
+SDK client 2.x cannot share the project's environment, whose openenv 0.10 needs fastmcp 3,
+which needs mcp < 2. The tests write a plan as JSON on stdin:
+
+    {"transport": "http", "url": "http://127.0.0.1:8000/mcp",            (or)
+     "transport": "stdio", "command": "...", "args": [...], "cwd": "...", "env": {...},
+     "api": "session" | "client",
+     "sessions": [[{"op": "call", "name": "start_episode", "arguments": {...}}, ...], ...]}
+
+``api`` "session" is ``ClientSession`` with the ``initialize`` handshake; "client" is the
+high-level ``Client`` (probes ``server/discover``, then falls back to the handshake). The
+sessions run concurrently; each runs its operations in order. Every result is printed as
+JSON on stdout (MCP wire names); an operation that fails records its error and the
+session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client import Client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+
+def dump(value: Any) -> Any:
+    return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def run_op(session: Any, op: dict[str, Any]) -> Any:
+    kind = op["op"]
+    if kind == "list_tools":
+        return dump(await session.list_tools())
+    if kind == "call":
+        return dump(await session.call_tool(op["name"], op.get("arguments")))
+    if kind == "list_prompts":
+        return dump(await session.list_prompts())
+    if kind == "get_prompt":
+        return dump(await session.get_prompt(op["name"], op.get("arguments")))
+    if kind == "list_resources":
+        return dump(await session.list_resources())
+    if kind == "read_resource":
+        return dump(await session.read_resource(op["uri"]))
+    raise ValueError(f"unknown op {kind!r}")
+
+
+def connection(plan: dict[str, Any]) -> Any:
+    if plan["transport"] == "http":
+        return plan["url"]
+    return StdioServerParameters(
+        command=plan["command"], args=plan.get("args", []), cwd=plan.get("cwd"), env=plan.get("env")
+    )
+
+
+async def open_session(plan: dict[str, Any], stack: AsyncExitStack) -> tuple[Any, dict[str, Any]]:
+    """An initialized session and what the handshake told."""
+    target = connection(plan)
+    if plan["api"] == "client":
+        client = await stack.enter_async_context(Client(target))
+        info = {"protocol_version": client.protocol_version, "server_name": client.server_info.name}
+        return client, info
+    streams = streamable_http_client(target) if isinstance(target, str) else stdio_client(target)
+    read_stream, write_stream = await stack.enter_async_context(streams)
+    session = await stack.enter_async_context(ClientSession(read_stream, write_stream))
+    result = await session.initialize()
+    info = {
+        "protocol_version": result.protocol_version,
+        "server_name": result.server_info.name,
+        "instructions": result.instructions,
+    }
+    return session, info
+
+
+async def play(plan: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    async with AsyncExitStack() as stack:
+        session, info = await open_session(plan, stack)
+        results = []
+        for op in ops:
+            try:
+                results.append({"ok": await run_op(session, op)})
+            except Exception as err:  # recorded for the test to judge
+                results.append({"error": f"{type(err).__name__}: {err}"})
+        return {**info, "results": results}
+
+
+async def main() -> None:
+    plan = json.load(sys.stdin)
+    sessions = await asyncio.gather(*(play(plan, ops) for ops in plan["sessions"]))
+    json.dump({"sessions": sessions}, sys.stdout)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
