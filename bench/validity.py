@@ -4,8 +4,9 @@ Read this before changing data, methods, feedback or grading. It plays, in proce
 with public methods only:
 
 - the shortcut classes (``metric_tracker_rl.agents.shortcuts``): the feedback oracle,
-  dump-and-filter at the lowest accepted generator threshold (and at 3.0), the
-  exhaustive per-date scans;
+  dump-and-filter at the lowest accepted generator threshold (and at 3.0; and in the order
+  of the discovery ranking, at the lowest threshold and at 2.0), the exhaustive per-date
+  scans, guesses from the ranking, blind payload searches;
 - the trivial agents and the scripted payload-generator baseline;
 - a ladder of budget-limited investigators: the reference solver at 4, 8, 16, 32 units
   and at the default budget;
@@ -58,6 +59,8 @@ SHORTCUTS = (
 RECIPES: dict[str, tuple[Callable[[], Any], int | None]] = {
     **{name: (AGENTS[name], None) for name in ("empty", "mass", "random", "scripted", *SHORTCUTS)},
     "dump_and_filter@3": (lambda: AGENTS["dump_and_filter"](threshold=3.0), None),
+    "dump_and_filter_ranked": (lambda: AGENTS["dump_and_filter"](ranked=True), None),
+    "dump_and_filter_ranked@2": (lambda: AGENTS["dump_and_filter"](threshold=2.0, ranked=True), None),
     **{f"solver@{n}": (AGENTS["solver"], n) for n in LADDER},
     "solver": (AGENTS["solver"], None),
 }

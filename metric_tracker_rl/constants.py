@@ -143,8 +143,10 @@ ERROR_COST = 1
 # Methods priced per row (generators, raw daily rows) show at most this many rows a call.
 MAX_ROWS_PER_CALL = 10
 GENERATOR_ROW_COST = 2  # a generator row is an exact canonical row the agent did not have to find
-# A generator is a filter, not a dump: threshold_multiplier (x std_from_median) is at least this.
-MIN_THRESHOLD_MULTIPLIER = 1.0
+# The smallest threshold_multiplier (x std_from_median) a generator accepts. A low one selects
+# most days, and a call shows only its first MAX_ROWS_PER_CALL rows in date order, at full
+# price per row: a low threshold buys a window's first days, not its anomalies.
+MIN_THRESHOLD_MULTIPLIER = 0.0
 
 # --- Grading --------------------------------------------------------------------------
 # Score = sum of weight x credit minus penalties, clamped to [0, 1]. Precision is matched /

@@ -8,7 +8,8 @@ the public interface only (reset, step, the observations), like any agent would.
   feedback to drop the rows it calls extra (or, as feedback is aggregate, probe halves)
   and resubmit.
 - ``dump_and_filter``: the generators at their lowest accepted threshold, one metric at a
-  time while the budget lasts, then the public thresholds applied locally.
+  time while the budget lasts (in the overview's order, or the discovery ranking's), then
+  the public thresholds applied locally.
 - ``date_scan``: one date-level view per date in window order while the budget lasts,
   every canonical statistic computed locally from what was seen.
 - ``explorer``: a stochastic investigator (discovery, then a random share of the
@@ -139,21 +140,32 @@ class FeedbackOracleAgent:
 
 class DumpAndFilterAgent:
     """The broadest generator at its lowest accepted threshold, one metric at a time while
-    the budget lasts, filtered locally by the public thresholds of ``task_overview``."""
+    the budget lasts, filtered locally by the public thresholds of ``task_overview``.
+
+    ``threshold`` picks another multiplier; ``ranked`` takes the metrics in the order of the
+    discovery ranking's signals instead of the overview's order."""
 
     name = "dump_and_filter"
     generator = "get_median_filter_rows"
 
-    def __init__(self, threshold: float | None = None) -> None:
+    def __init__(self, threshold: float | None = None, ranked: bool = False) -> None:
         self.threshold = threshold
+        self.ranked = ranked
 
     def play(self, env: EnvHandle, config: dict[str, Any]) -> MetricTrackerRlObservation:
         session = _Session(env, env.reset(**config))
         threshold = _lowest_threshold(session.first) if self.threshold is None else self.threshold
         overview = session.call("task_overview") or {}
         thresholds = overview.get("thresholds", {})
+        order = list(thresholds)
+        if self.ranked:
+            ranking = session.call("list_suspicious_dates", limit=int(session.first.config["num_days"])) or {}
+            signals = sorted(
+                (s for item in ranking.get("dates", []) for s in item["signals"]), key=lambda s: -s["score"]
+            )
+            order = list(dict.fromkeys(s["entity_name"] for s in signals)) + order
         kept: dict[str, dict[str, Any]] = {}
-        for name in thresholds:
+        for name in dict.fromkeys(order):
             if not session.affords(self.generator, rows=1):
                 break
             result = session.call(self.generator, metric_name=name, threshold_multiplier=threshold)
