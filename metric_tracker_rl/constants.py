@@ -155,11 +155,13 @@ MIN_THRESHOLD_MULTIPLIER = 0.0
 # j of E rows scores 0.10 + 0.90 j / E.
 GRADE_WEIGHTS: dict[str, float] = {
     "precision": 0.10,
-    "recall": 0.25,  # the row's key (date|entity_type|entity_name) is an expected one
-    "anomaly_type": 0.10,
+    "recall": 0.20,  # the row's key (date|entity_type|entity_name) is an expected one
+    "anomaly_type": 0.05,
     "detection_method": 0.05,
-    "numeric_values": 0.35,  # a third each for baseline, observed and delta within tolerance
-    "severity": 0.15,
+    # a third each for baseline, observed and delta within tolerance; the baseline and the
+    # delta, like the severity, count only next to a right observed value
+    "numeric_values": 0.40,
+    "severity": 0.20,
 }
 NUMERIC_RELATIVE_TOLERANCE = 0.01  # |submitted - expected| <= max(1 % of |expected|, floor)
 NUMERIC_ABSOLUTE_FLOOR = 0.05
@@ -172,5 +174,6 @@ MAX_SUBMISSION_ROWS = 500
 
 ROUND_DIGITS = 4
 MAD_TO_SIGMA = 1.4826  # median absolute deviation x this = a robust standard deviation
-MEAN_AD_TO_SIGMA = 1.2533  # ... or mean absolute deviation x this, where the median one is 0
+# The discovery ranking's scale is at least this share of an entity's detection threshold.
+DISCOVERY_SCALE_FLOOR = 0.1
 MAX_DISCOVERY_SCORE = 99.9  # robust z-scores shown by discovery views are capped here

@@ -58,15 +58,16 @@ class Episode:
     @cached_property
     def unusualness(self) -> np.ndarray:
         """Robust z-score per (day, entity), what discovery views rank by: |value - window
-        median| over 1.4826 x the median absolute deviation (1.2533 x the mean absolute
-        deviation where that is 0, as for a statistic that takes few values), capped at
-        MAX_DISCOVERY_SCORE. Impossible counts break an invariant: any excess is off the scale.
-        Anomalies and decoys alike stand out."""
+        median| over 1.4826 x the median absolute deviation, capped at MAX_DISCOVERY_SCORE.
+        The scale is at least DISCOVERY_SCALE_FLOOR of the entity's detection threshold (in
+        the statistic's units), so a statistic that takes few values (the lowest hourly step
+        rate of small night hours) does not look unusual one step of its resolution away.
+        Impossible counts break an invariant: any excess is off the scale. Anomalies and
+        decoys alike stand out."""
         median = np.median(self.values, axis=0)
         deviation = np.abs(self.values - median)
-        scale = C.MAD_TO_SIGMA * np.median(deviation, axis=0)
-        fallback = C.MEAN_AD_TO_SIGMA * deviation.mean(axis=0)
-        scale = np.where(scale > 0, scale, fallback)
+        floor = C.DISCOVERY_SCALE_FLOOR * S.threshold_units(median)
+        scale = np.maximum(C.MAD_TO_SIGMA * np.median(deviation, axis=0), floor)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(deviation > 0, deviation / scale, 0.0)
         z[:, S.QUALITY_COLS] = np.where(self.values[:, S.QUALITY_COLS] > 0, np.inf, 0.0)

@@ -3,7 +3,8 @@
 Score = weighted components minus penalties, clamped to [0, 1]. Every component but
 precision is a per-row credit summed over the matched rows and divided by the expected
 row count, so each exactly right row adds the same share and an exact subset of j of E
-rows scores about j/E. Feedback is aggregate: counts of matched, extra, missing,
+rows scores about j/E. Baseline, delta and severity count only next to a right observed
+value. Feedback is aggregate: counts of matched, extra, missing,
 duplicate and invalid rows and per-field correct counts. It never says which submitted
 row is expected, nor which field of a matched row is wrong, and never names a hidden row.
 """
@@ -21,6 +22,11 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl.rows import NUMERIC_FIELDS, AnomalyRow, ValidatedRows, validate_rows
 
 FIELD_CHECKS: tuple[str, ...] = ("anomaly_type", "detection_method", *NUMERIC_FIELDS, "severity")
+# The fields derived from a row's observed value. They earn credit only next to a right
+# observed value: the baseline is public (the window median) and most severities are
+# "low", so on their own they reward a guess of the key, not a reading of the data.
+ANCHOR = "observed_value"
+ANCHORED: tuple[str, ...] = ("baseline_value", "delta_value", "severity")
 # What one exactly right row earns (everything but precision), in units of 1 / expected rows.
 ROW_CREDIT = 1.0 - C.GRADE_WEIGHTS["precision"]
 
@@ -44,6 +50,7 @@ class Match:
     duplicates: int
     invalid: int
     correct: dict[str, int]  # per field of FIELD_CHECKS: matched rows where it is right
+    anchored: dict[str, int]  # per field of ANCHORED: matched rows where it and ANCHOR are right
     exact: int  # matched rows right in every field
     over_limit: bool = False  # more rows than MAX_SUBMISSION_ROWS: nothing was graded
 
@@ -76,11 +83,23 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
             "Nothing was graded."
         )
         nothing = dict.fromkeys(FIELD_CHECKS, 0)
-        match = Match(len(submitted), 0, len(truth.expected), 0, 0, len(submitted), nothing, 0, True)
+        match = Match(
+            len(submitted),
+            0,
+            len(truth.expected),
+            0,
+            0,
+            len(submitted),
+            nothing,
+            dict.fromkeys(ANCHORED, 0),
+            0,
+            over_limit=True,
+        )
         return match, ValidatedRows(issues=[issue], invalid=len(submitted))
     checked = validate_rows(submitted, truth.valid_dates)
     expected_by_key = {row.key: row for row in truth.expected}
     correct = dict.fromkeys(FIELD_CHECKS, 0)
+    anchored = dict.fromkeys(ANCHORED, 0)
     matched = exact = 0
     for row in checked.rows:
         hidden = expected_by_key.get(row.key)
@@ -90,6 +109,8 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
         right = [name for name in FIELD_CHECKS if _field_right(name, row, hidden)]
         for name in right:
             correct[name] += 1
+            if name in anchored and ANCHOR in right:
+                anchored[name] += 1
         exact += len(right) == len(FIELD_CHECKS)
     match = Match(
         len(submitted),
@@ -99,6 +120,7 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
         checked.duplicates,
         checked.invalid,
         correct,
+        anchored,
         exact,
     )
     return match, checked
@@ -116,8 +138,10 @@ COMPONENTS: dict[str, Callable[[Match], float]] = {
     "recall": lambda m: _per_expected(m.matched, m),
     "anomaly_type": lambda m: _per_expected(m.correct["anomaly_type"], m),
     "detection_method": lambda m: _per_expected(m.correct["detection_method"], m),
-    "numeric_values": lambda m: _per_expected(sum(m.correct[f] for f in NUMERIC_FIELDS) / 3, m),
-    "severity": lambda m: _per_expected(m.correct["severity"], m),
+    "numeric_values": lambda m: _per_expected(
+        (m.correct[ANCHOR] + m.anchored["baseline_value"] + m.anchored["delta_value"]) / 3, m
+    ),
+    "severity": lambda m: _per_expected(m.anchored["severity"], m),
 }
 PENALTIES: dict[str, Callable[[Match], float]] = {
     # An extra row costs a share of what a correct row earns.

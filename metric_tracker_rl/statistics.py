@@ -117,6 +117,15 @@ def deviations(values: np.ndarray, base: np.ndarray) -> np.ndarray:
     return z
 
 
+def threshold_units(base: np.ndarray) -> np.ndarray:
+    """Each entity's detection threshold in the units of its statistic: points for rates
+    and the mix, counts and step-rate points for the relative rules (given the baselines)."""
+    units = THRESHOLDS.astype(np.float64)
+    relative = np.concatenate([COUNT_COLS, FUNNEL_COLS])
+    units[relative] = THRESHOLDS[relative] * np.abs(base[relative])
+    return units
+
+
 def flags(z: np.ndarray) -> np.ndarray:
     """The canonical detectors' verdict for every (day, entity)."""
     flagged = np.abs(z) > 1.0

@@ -105,11 +105,11 @@ def test_empty_submission_scores_zero(ep):
 def test_weights_sum_to_one_and_keep_the_seed_components():
     assert W == {
         "precision": 0.10,
-        "recall": 0.25,
-        "anomaly_type": 0.10,
+        "recall": 0.20,
+        "anomaly_type": 0.05,
         "detection_method": 0.05,
-        "numeric_values": 0.35,
-        "severity": 0.15,
+        "numeric_values": 0.40,
+        "severity": 0.20,
     }
     assert math.isclose(math.fsum(W.values()), 1.0)
     assert set(grading.COMPONENTS) == set(W)
@@ -187,8 +187,13 @@ def test_numeric_tolerance_constants():
 
 
 @pytest.mark.parametrize("field", ["baseline_value", "observed_value", "delta_value"])
-def test_numeric_values_within_tolerance_count_and_outside_cost_a_third_of_the_weight(ep, field):
+def test_numeric_values_within_tolerance_count_and_outside_cost_their_share(ep, field):
+    """A wrong baseline or delta costs a third of the values' weight; a wrong observed value
+    also takes the baseline, delta and severity credit that rest on it."""
     n = len(ep.expected_rows)
+    lost = W["numeric_values"] / 3
+    if field == grading.ANCHOR:
+        lost = W["numeric_values"] + W["severity"]
     for index, row in enumerate(ep.expected_rows):
         value = getattr(row, field)
         tol = _tolerance(value)
@@ -196,8 +201,24 @@ def test_numeric_values_within_tolerance_count_and_outside_cost_a_third_of_the_w
             inside = grade(_with(ep, index, **{field: value + sign * 0.9 * tol}), ep)
             assert inside.score == 1.0, (row.key, field, value)
             outside = grade(_with(ep, index, **{field: value + sign * 1.2 * tol}), ep)
-            assert outside.score == pytest.approx(1 - W["numeric_values"] / (3 * n), abs=1e-6)
+            assert outside.score == pytest.approx(1 - lost / n, abs=1e-6)
             assert outside.breakdown[f"{field}_correct"] == n - 1
+
+
+def test_a_right_key_with_guessed_values_earns_only_the_key_share(ep):
+    """The public median as baseline and the commonest severity do not pay without the
+    observed value they rest on."""
+    n = len(ep.expected_rows)
+    guessed = [
+        {**row, "observed_value": row["baseline_value"] + 1e6, "delta_value": 1e6}
+        for row in expected_dicts(ep)
+    ]
+    result = grade(guessed, ep)
+    key_share = W["precision"] + W["recall"] + W["anomaly_type"] + W["detection_method"]
+    assert result.score == pytest.approx(key_share, abs=1e-6)
+    assert result.breakdown["baseline_value_correct"] == n  # the feedback still counts it
+    assert result.breakdown["severity_correct"] == n
+    assert result.breakdown["numeric_values"] == 0.0 and result.breakdown["severity"] == 0.0
 
 
 def test_relative_tolerance_with_absolute_floor():

@@ -100,6 +100,18 @@ def test_the_solver_reaches_the_top_on_the_named_tasks_and_the_evaluation_split(
         assert mean_score("solver", [{"task_id": task_id}]) == 1.0
 
 
+def test_the_solver_copes_with_crowded_windows():
+    """Explicit anomaly counts up to the maximum, in one family (up to 12 of 28 days on one
+    entity of the hourly mix, the median itself moved) or mixed: still at the top."""
+    crowded = [
+        {"seed": 800_000 + i, "scenario_family": family, "difficulty": difficulty, "anomaly_count": count}
+        for i, (family, difficulty, count) in enumerate(
+            itertools.product(SCENARIO_FAMILIES, ("medium", "hard"), (9, C.MAX_ANOMALY_COUNT))
+        )
+    ]
+    assert mean_score("solver", crowded) >= 0.95
+
+
 def test_rollout_groups_of_an_explorer_have_reward_variance():
     """A GRPO group with one reward for every rollout teaches nothing: at most 30 % of
     8-rollout groups of a stochastic explorer are flat."""

@@ -48,8 +48,9 @@ description); the budget is small, so spend it where the evidence points.
 How to work:
 1. task_overview gives the expected row count, the anomaly families with their detection \
 methods, and the public threshold of every entity (beyond it: anomaly; inside it: noise).
-2. list_suspicious_dates ranks the dates by their most unusual statistics. A ranking is a \
-hint, not a verdict: unusual days that are not anomalies (decoys) rank high too.
+2. list_suspicious_dates ranks the dates by their most unusual statistics (with entity_type, \
+by one entity type's only: useful when the config's scenario_family names one family). A \
+ranking is a hint, not a verdict: unusual days that are not anomalies (decoys) rank high too.
 3. Examine the most promising dates with the method their signals call for: \
 compare_rate_to_median / compare_count_to_median for one rate or count, rows_for_date for all \
 daily counts and rates of a date, detect_funnel_break, check_impossible_counts and \

@@ -293,16 +293,25 @@ class ExplorerAgent:
 
 
 class HintGuessAgent:
-    """The discovery ranking taken as the answer: the strongest signals, as many as there
-    are expected rows, submitted with guessed values (the window median from
-    ``get_metric_median`` as baseline where the budget allows) and no confirmation."""
+    """The discovery ranking taken as the answer: the strongest signals (over the scenario
+    family's entity type when there is one), as many as there are expected rows, submitted
+    with guessed values (the window median from ``get_metric_median`` as baseline where the
+    budget allows) and no confirmation."""
 
     name = "hint_guess"
 
     def play(self, env: EnvHandle, config: dict[str, Any]) -> MetricTrackerRlObservation:
         first = env.reset(**config)
         session = _Session(env, first)
-        ranking = session.call("list_suspicious_dates", limit=int(first.config["num_days"])) or {}
+        family = FAMILY_BY_TYPE.get(str(first.config.get("scenario_family")))
+        ranking = (
+            session.call(
+                "list_suspicious_dates",
+                limit=int(first.config["num_days"]),
+                entity_type=family.entity_type if family is not None else None,
+            )
+            or {}
+        )
         signals = sorted(
             ((item["date"], s) for item in ranking.get("dates", []) for s in item["signals"]),
             key=lambda pair: -pair[1]["score"],

@@ -1,13 +1,15 @@
 """The reference solver: an investigator that uses public methods only.
 
 It ranks dates by the discovery evidence (``list_suspicious_dates``: each date's
-strongest signals, in standard deviations from the median), and examines them in that
-order with the method that fits the signal: a date-level detection method for funnel,
-impossible-count and hourly-mix signals; for daily counts and rates, ``rows_for_date``
-and the public thresholds of ``task_overview`` to pick the entity, then that entity's
-detection method to confirm it. It submits the confirmed assessments once it has as many
-rows as the episode has, or when the budget says stop (one unit is kept for the
-submission). Prices come from ``available_methods``.
+strongest signals, in robust standard deviations from the median; ranked over the
+scenario family's entity type when the visible config names one family), and examines
+them in that order with the method that fits the signal: a date-level detection method
+for funnel, impossible-count and hourly-mix signals; for daily counts and rates in a
+mixed scenario, ``rows_for_date`` and the public thresholds of ``task_overview`` to pick
+the entity, then that entity's detection method to confirm it; in a one-family scenario,
+the detection method on each signalled entity. It submits the confirmed assessments once
+it has as many rows as the episode has, or when the budget says stop (one unit is kept
+for the submission). Prices come from ``available_methods``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.agents.base import EnvHandle, analysis
+from metric_tracker_rl.families import FAMILY_BY_TYPE, Family
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.rows import ROW_FIELDS, row_key
 from metric_tracker_rl.statistics import public_flag
@@ -50,6 +53,16 @@ class _Investigation:
         # Within one entity the discovery score grows with |value - median|, which the
         # detectors judge: a weaker signal than one found normal cannot flag either.
         self.normal_ceiling: dict[tuple[str, str], float] = {}
+        self.family = _single_family(first.config)
+
+    def in_play(self, signal: dict[str, Any]) -> bool:
+        """Whether a signal can belong to the scenario's family (every signal when mixed)."""
+        family = self.family
+        if family is None:
+            return True
+        if signal["entity_type"] != family.entity_type:
+            return False
+        return family.direction == "both" or signal["direction"] == family.direction
 
     def affords(self, *methods: str) -> bool:
         return sum(self.costs[m] for m in methods) <= self.left
@@ -70,9 +83,10 @@ class _Investigation:
         return len(self.confirmed) >= self.wanted
 
     def ruled_out(self, signal: dict[str, Any]) -> bool:
-        """An hour-level signal weaker than one of its entity found normal. (A daily signal
-        is never ruled out: a rate that cannot flag may still ride on a count that does.)"""
-        if signal["entity_type"] not in HOUR_LEVEL:
+        """A signal weaker than one of its entity (and direction) found normal. In a mixed
+        scenario a daily signal is never ruled out: a rate that cannot flag may still ride
+        on a count that does."""
+        if signal["entity_type"] not in HOUR_LEVEL and self.family is None:
             return False
         key = (signal["entity_name"], signal["direction"])
         return signal["score"] < self.normal_ceiling.get(key, -1.0)
@@ -80,7 +94,7 @@ class _Investigation:
     def examine(self, item: dict[str, Any]) -> None:
         """Run the methods a date's signals call for, strongest signal first."""
         date = item["date"]
-        open_signals = [signal for signal in item["signals"] if not self.ruled_out(signal)]
+        open_signals = [s for s in item["signals"] if self.in_play(s) and not self.ruled_out(s)]
         strongest = max((signal["score"] for signal in open_signals), default=0.0)
         signals = [signal for signal in open_signals if signal["score"] >= SIGNAL_SHARE * strongest]
         planned: list[str] = []
@@ -97,8 +111,11 @@ class _Investigation:
                 self.examine_daily(date)
             elif self.affords(method):
                 self.learn(self.call(method, date=date)["assessments"])
+        self.remember_normal(item)
+
+    def remember_normal(self, item: dict[str, Any]) -> None:
         for signal in item["signals"]:
-            if (date, signal["entity_name"]) in self.normal:
+            if (item["date"], signal["entity_name"]) in self.normal:
                 key = (signal["entity_name"], signal["direction"])
                 self.normal_ceiling[key] = max(self.normal_ceiling.get(key, -1.0), signal["score"])
 
@@ -117,7 +134,11 @@ class _Investigation:
             ("compare_rate_to_median", "conversion_rate", day["rates_pct"], day["median_rates_pct"]),
         ):
             for name in observed:
-                if public_flag(entity_type, median[name], observed[name], self.thresholds[name]):
+                direction = "up" if observed[name] > median[name] else "down"
+                signal = {"entity_type": entity_type, "entity_name": name, "direction": direction}
+                if self.in_play(signal) and public_flag(
+                    entity_type, median[name], observed[name], self.thresholds[name]
+                ):
                     crossed.append((method, name))
                 else:
                     self.normal.add((date, name))
@@ -134,9 +155,17 @@ class SolverAgent:
         first = env.reset(**config)
         work = _Investigation(env, first)
         if work.affords(DISCOVERY):
-            ranking = work.call(DISCOVERY, limit=int(first.config["num_days"]))
+            scope = {"entity_type": work.family.entity_type} if work.family is not None else {}
+            ranking = work.call(DISCOVERY, limit=int(first.config["num_days"]), **scope)
             for item in ranking["dates"]:
                 if work.done:
                     break
                 work.examine(item)
         return env.step(MetricTrackerRlAction(classifications=list(work.confirmed.values())))
+
+
+def _single_family(config: dict[str, Any]) -> Family | None:
+    """The scenario's one anomaly family, or None for a mixed or injected episode."""
+    if config.get("injections"):
+        return None
+    return FAMILY_BY_TYPE.get(str(config.get("scenario_family")))

@@ -3,7 +3,7 @@ precomputed statistics plus a small computation; none sees the hidden truth."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,11 +12,13 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
 from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
-from metric_tracker_rl.families import FAMILIES, Family
+from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES, Family
 from metric_tracker_rl.rows import ROW_FIELDS, RowObject, row_key, validate_rows
 
 ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
+_ENTITY_TYPE_OF_COL = np.array([e.entity_type for e in S.ENTITIES])
 SIGNALS_PER_DATE = 3  # list_suspicious_dates: the strongest signals shown per date
+EntityType = Literal[ENTITY_TYPES]  # type: ignore[valid-type]
 
 
 # --- argument models -------------------------------------------------------------------
@@ -49,6 +51,9 @@ class DateEntityArgs(DateArgs):
 
 class SuspiciousArgs(_Args):
     limit: int = Field(default=5, ge=1, le=C.NUM_DAYS, description="How many dates to return")
+    entity_type: EntityType | None = Field(
+        default=None, description="Rank by the signals of this entity type only (default: every entity)"
+    )
 
 
 class RawDataArgs(_Args):
@@ -263,12 +268,15 @@ def check_impossible_counts(episode: Episode, args: DateArgs) -> dict[str, Any]:
 @method("list_suspicious_dates", "discovery", SuspiciousArgs, cost=2)
 def list_suspicious_dates(episode: Episode, args: SuspiciousArgs) -> dict[str, Any]:
     """Dates ranked by their most unusual statistics, over every entity (daily counts and
-    rates, funnel steps, the hourly mix, impossible counts): each date's top signals with
-    their direction and robust z-score (|value - window median| / (1.4826 x median absolute
-    deviation), rounded to 0.1; any impossible count is off the scale at 99.9). A ranking,
+    rates, funnel steps, the hourly mix, impossible counts) or over one entity_type: each
+    date's top signals with their direction and robust z-score (|value - window median| /
+    (1.4826 x median absolute deviation, at least a tenth of the entity's detection
+    threshold), rounded to 0.1; any impossible count is off the scale at 99.9). A ranking,
     not a verdict: unusual days are not anomalies until their family's detection method
     flags them."""
     scores = episode.unusualness
+    if args.entity_type is not None:
+        scores = np.where(np.equal(_ENTITY_TYPE_OF_COL, args.entity_type), scores, 0.0)
     top = scores.max(axis=1)
     order = np.argsort(-top, kind="stable")[: args.limit]
     dates = []
