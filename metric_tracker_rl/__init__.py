@@ -1,13 +1,18 @@
 """metric_tracker_rl: an OpenEnv benchmark for investigating product-funnel anomalies.
 
 The engine (generator, analysis methods, grader) imports without OpenEnv; the
-environment and wire types load OpenEnv on first use.
+environment and wire types load OpenEnv on first use, without its web interface
+(see ``openenv_shim``): Gradio is imported only when the web debugger is built.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
+
+from metric_tracker_rl import openenv_shim
+
+openenv_shim.install()
 
 __version__ = "0.1.0"
 

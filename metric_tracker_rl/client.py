@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openenv.core import EnvClient
+from openenv.core.env_client import EnvClient
 from openenv.core.client_types import StepResult
 
 from metric_tracker_rl.arguments import RESET_ARGUMENTS

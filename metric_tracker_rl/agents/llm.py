@@ -15,9 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from metric_tracker_rl.agents.base import EnvHandle
 from metric_tracker_rl.analysis import REGISTRY
@@ -25,7 +23,17 @@ from metric_tracker_rl.arguments import SUBMIT_ARGUMENTS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.tools import START_EPISODE, SUBMIT_REPORT, tool_catalog
 
+if TYPE_CHECKING:
+    import openai
+
 logger = logging.getLogger(__name__)
+
+
+def _openai() -> Any:
+    """The openai package, imported on first use (it takes half a second to import)."""
+    import openai
+
+    return openai
 
 API_BASE_URL_VAR = "API_BASE_URL"
 MODEL_NAME_VAR = "MODEL_NAME"
@@ -223,7 +231,7 @@ class LLMAgent:
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.model = model
-        self.client = client or openai.OpenAI(
+        self.client = client or _openai().OpenAI(
             base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
         )
         self.max_rounds = max_rounds
@@ -254,7 +262,7 @@ class LLMAgent:
             request["seed"] = self.seed
         try:
             response = self.client.chat.completions.create(**request)
-        except openai.BadRequestError as err:
+        except _openai().BadRequestError as err:
             if self.seed is None or "seed" not in str(err).lower():
                 raise
             logger.warning("the endpoint rejects 'seed'; retrying without it")
@@ -301,7 +309,7 @@ class _Episode:
             try:
                 self.requests += 1
                 message = self.agent.complete(self.messages)
-            except openai.OpenAIError as err:
+            except _openai().OpenAIError as err:
                 logger.warning("chat completion failed, ending the episode: %s", err)
                 endpoint_ok = False
                 break
@@ -345,7 +353,7 @@ class _Episode:
                     if call.name == SUBMIT_TOOL and error is None and _submission_error(parsed) is None:
                         arguments = parsed
                         break
-            except openai.OpenAIError as err:
+            except _openai().OpenAIError as err:
                 logger.warning("final submission request failed, submitting an empty report: %s", err)
         logger.info("final submission: %d rows", len(arguments.get("classifications") or []))
         self._submit(arguments)
