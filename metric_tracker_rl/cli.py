@@ -2,11 +2,15 @@
 
 Each subcommand is a small function on the shared ``app``. Module import stays cheap
 (no OpenEnv, no episode generation): commands import what they need when they run.
+``run`` is the entry point: a mistake (a bad option, a missing file, a server that is
+not there) ends with one line on stderr and a non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +27,53 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """metric_tracker_rl command line."""
+
+
+PROG = "metric-tracker"
+USAGE_ERROR = 2  # the exit code of a mistake in how the command was called
+
+
+class CliError(Exception):
+    """A mistake the user can fix (a path, a URL, a value): one line, exit code 2."""
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line; return its exit code. Mistakes are one line on stderr."""
+    try:
+        code = app(args=argv, prog_name=PROG, standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        typer.echo(f"{PROG}: aborted", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo(f"{PROG}: interrupted", err=True)
+        return 130
+    except typer.TyperException as err:
+        message = err.format_message()
+        if type(err).__name__ == "NoArgsIsHelpError":  # no command: the help is the answer
+            typer.echo(message)
+            return USAGE_ERROR
+        return _fail(message, getattr(getattr(err, "ctx", None), "command_path", PROG))
+    except (CliError, OSError) as err:
+        return _fail(str(err), _command_path(sys.argv[1:] if argv is None else argv))
+    return code if isinstance(code, int) else 0  # a command's typer.Exit comes back as its code
+
+
+def _command_path(argv: list[str]) -> str:
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    return f"{PROG} {command}" if command in {c.name for c in app.registered_commands} else PROG
+
+
+def _fail(message: str, command: str) -> int:
+    line = " ".join(message.split())
+    typer.echo(f"{command}: error: {line} (see '{command} --help')", err=True)
+    return USAGE_ERROR
+
+
+def entry_point() -> None:
+    """The ``metric-tracker`` script."""
+    sys.exit(run())
 
 
 # --- tasks -----------------------------------------------------------------------------
@@ -175,18 +226,40 @@ def methods(
 
 def _load_jsonl(path: str) -> list[dict[str, Any]]:
     configs = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                config = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise typer.BadParameter(f"{path}:{number}: not JSON ({err.msg})") from None
-            if not isinstance(config, dict):
-                raise typer.BadParameter(f"{path}:{number}: each line must be a JSON object (a reset config)")
-            configs.append(config)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"--configs: no such file {path!r}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CliError(f"--configs: cannot read {path!r} ({err})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            config = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CliError(f"--configs: {path}:{number}: not JSON ({err.msg})") from None
+        if not isinstance(config, dict):
+            raise CliError(f"--configs: {path}:{number}: each line must be a JSON object (a reset config)")
+        problem = _reset_config_problem(config)
+        if problem:
+            raise CliError(f"--configs: {path}:{number}: {problem}")
+        configs.append(config)
     return configs
+
+
+def _reset_config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with a reset config, found before any episode is played."""
+    from metric_tracker_rl.arguments import check_reset_arguments
+    from metric_tracker_rl.config import ConfigError
+    from metric_tracker_rl.tasks import config_for
+
+    try:
+        check_reset_arguments(set(config) - {"episode_id"})
+        config_for(**{k: v for k, v in config.items() if k != "episode_id"})
+    except ConfigError as err:
+        return str(err)
+    return None
 
 
 def eval_configs(
@@ -231,13 +304,22 @@ def evaluate(
         int | None,
         typer.Option("--max-steps", min=1, help="Step budget in units (default: set by each episode)."),
     ] = None,
-    json_out: Annotated[str | None, typer.Option("--json", help="Write the report(s) to this file.")] = None,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write the report(s) here; finished episodes go to PATH.partial.jsonl."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip the episodes PATH.partial.jsonl holds (needs --json).")
+    ] = False,
 ) -> None:
-    """Play agents over tasks / the evaluation split / a config file; print a markdown score table."""
+    """Play agents over tasks / the evaluation split / a config file; print a markdown score table.
+
+    A failed episode (the model's endpoint after its retries, a dropped server connection) is
+    recorded with its error and the run goes on; the exit code is 1 if any episode failed."""
     from rich.progress import Progress
 
     from metric_tracker_rl.agents import AGENTS
-    from metric_tracker_rl.evaluation import markdown_table, run_evaluation
+    from metric_tracker_rl.evaluation import Journal, markdown_table, run_evaluation
 
     unknown = [name for name in agent if name not in AGENTS]
     if unknown:
@@ -248,28 +330,71 @@ def evaluate(
             "(metric-tracker serve --max-steps)",
             param_hint="--max-steps",
         )
+    if resume and json_out is None:
+        raise typer.BadParameter("--resume needs --json PATH (its PATH.partial.jsonl)", param_hint="--resume")
     configs, labels = eval_configs(task or [], split, configs_file)
+    report_path = _report_path(json_out) if json_out is not None else None
+    if url is not None:
+        _check_server(url)
+    journal = Journal(f"{report_path}.partial.jsonl", resume=resume) if report_path is not None else None
     reports = []
-    with Progress(transient=True) as progress:
-        for name in agent:
-            bar = progress.add_task(f"{name}", total=len(configs))
-            reports.append(
-                run_evaluation(
-                    name,
-                    configs,
-                    labels=labels,
-                    url=url,
-                    workers=workers,
-                    max_steps=max_steps,
-                    on_episode=lambda _record, bar=bar: progress.advance(bar),
+    try:
+        with Progress(transient=True) as progress:
+            for name in agent:
+                bar = progress.add_task(f"{name}", total=len(configs))
+                reports.append(
+                    run_evaluation(
+                        name,
+                        configs,
+                        labels=labels,
+                        url=url,
+                        workers=workers,
+                        max_steps=max_steps,
+                        on_episode=lambda _record, bar=bar: progress.advance(bar),
+                        journal=journal,
+                    )
                 )
-            )
+    finally:
+        if journal is not None:
+            journal.close()
     typer.echo(markdown_table(reports))
-    if json_out:
+    if report_path is not None:
         payload: Any = reports[0] if len(reports) == 1 else {"reports": reports}
-        with open(json_out, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        report_path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    failed = sum(r["failed_episodes"] for r in reports)
+    if failed:
+        played = sum(len(r["episodes"]) for r in reports)
+        where = "run with --json to keep their errors"
+        if report_path is not None:
+            where = f"their errors are in {report_path}; --resume plays them again"
+        typer.echo(f"{PROG} eval: {failed} of {played} episodes failed ({where})", err=True)
+        raise typer.Exit(1)
+
+
+def _report_path(json_out: str) -> Path:
+    """The report's path, its folder created; a folder or an unwritable place is a mistake."""
+    path = Path(json_out)
+    if path.is_dir():
+        raise CliError(f"--json: {json_out!r} is a folder; give a file path, e.g. {path / 'scores.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"--json: cannot create the folder of {json_out!r} ({err.strerror})") from None
+    return path
+
+
+def _check_server(url: str) -> None:
+    """A server that is not there is a mistake, found before any episode is played."""
+    import httpx
+
+    try:
+        reply = httpx.get(f"{url.rstrip('/')}/health", timeout=10.0)
+    except httpx.HTTPError as err:
+        raise CliError(
+            f"--url: no server answers at {url} ({type(err).__name__}); start one with `metric-tracker serve`"
+        ) from None
+    if reply.status_code != 200:
+        raise CliError(f"--url: {url}/health answered HTTP {reply.status_code}, not a healthy server")
 
 
 # --- export ----------------------------------------------------------------------------
@@ -389,4 +514,4 @@ def mcp() -> None:
 
 
 if __name__ == "__main__":
-    app()
+    entry_point()

@@ -2,16 +2,20 @@
 
 In process (each worker owns an environment) or against a server URL (each worker owns
 a WebSocket session). Results keep the order of the configs, so a run is deterministic
-for every agent that is.
+for every agent that is. An episode that fails (the LLM endpoint after its retries, a
+dropped server connection) is recorded with its error and the run goes on; a journal
+(``Journal``) keeps every finished episode on disk as it finishes, so an interrupted run
+can resume where it stopped.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +23,8 @@ import numpy as np
 from metric_tracker_rl.agents import AGENTS, ClientHandle
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlObservation
+
+MAX_ERROR_CHARS = 500
 
 
 def config_label(config: dict[str, Any]) -> str:
@@ -29,14 +35,27 @@ def config_label(config: dict[str, Any]) -> str:
 
 
 def episode_record(config: dict[str, Any], final: MetricTrackerRlObservation) -> dict[str, Any]:
-    return {
-        "config": config,
-        "label": config_label(config),
-        "score": float(final.reward or 0.0),
-        "steps": final.budget.get("steps_used", 0),
-        "submissions": final.budget.get("submissions_used", 0),
-        "reward_breakdown": final.reward_breakdown,
-    }
+    return _plain(
+        {
+            "config": config,
+            "label": config_label(config),
+            "score": float(final.reward or 0.0),
+            "steps": final.budget.get("steps_used", 0),
+            "submissions": final.budget.get("submissions_used", 0),
+            "reward_breakdown": final.reward_breakdown,
+        }
+    )
+
+
+def failed_record(config: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """An episode that could not be played to its end: no score, the error instead."""
+    message = " ".join(f"{type(error).__name__}: {error}".split())[:MAX_ERROR_CHARS]
+    return _plain({"config": config, "label": config_label(config), "score": None, "error": message})
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as JSON gives it back, so a resumed run reports exactly the same bytes."""
+    return json.loads(json.dumps(record, sort_keys=True, allow_nan=False))
 
 
 BOOTSTRAP_RESAMPLES = 10_000
@@ -56,17 +75,60 @@ def bootstrap_ci(scores: Sequence[float]) -> list[float]:
     return [round(float(low), 6), round(float(high), 6)]
 
 
-def _play_in_process(agent_name: str, config: dict[str, Any], max_steps: int | None = None) -> dict[str, Any]:
-    final = AGENTS[agent_name]().play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
+def _play_in_process(agent_name: str, config: dict[str, Any], max_steps: int | None) -> dict[str, Any]:
+    try:
+        final = AGENTS[agent_name]().play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
+    except Exception as err:  # one failed episode is recorded, the run goes on
+        return failed_record(config, err)
     return episode_record(config, final)
 
 
 def _play_remote(agent_name: str, url: str, config: dict[str, Any]) -> dict[str, Any]:
     from metric_tracker_rl.client import MetricTrackerRlEnv
 
-    with MetricTrackerRlEnv(base_url=url).sync() as client:
-        final = AGENTS[agent_name]().play(ClientHandle(client), dict(config))
+    try:
+        with MetricTrackerRlEnv(base_url=url).sync() as client:
+            final = AGENTS[agent_name]().play(ClientHandle(client), dict(config))
+    except Exception as err:  # a dropped connection, an endpoint that gave up, ...
+        return failed_record(config, err)
     return episode_record(config, final)
+
+
+class Journal:
+    """Finished episodes, one JSON line each, appended as they finish (``PATH.partial.jsonl``
+    beside a report at PATH). ``resume=True`` keeps the lines already there, and the run
+    skips the episodes they hold; otherwise the journal starts empty. A failed episode is
+    written too, but a resumed run plays it again."""
+
+    def __init__(self, path: str | Path, *, resume: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done: dict[str, dict[str, Any]] = {}
+        if resume and self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    key, record = entry["key"], entry["record"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut short by the interruption
+                if record.get("score") is not None:
+                    self.done[key] = record
+        else:
+            self.path.write_text("", encoding="utf-8")
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    @staticmethod
+    def key(
+        agent_name: str, index: int, config: dict[str, Any], max_steps: int | None, url: str | None
+    ) -> str:
+        return json.dumps([agent_name, index, config, max_steps, url], sort_keys=True)
+
+    def append(self, key: str, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps({"key": key, "record": record}, sort_keys=True) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def run_evaluation(
@@ -78,19 +140,35 @@ def run_evaluation(
     workers: int = 1,
     max_steps: int | None = None,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
+    journal: Journal | None = None,
 ) -> dict[str, Any]:
     """Play every config once; return the report (``agent``, ``episodes``, ``mean_score``,
-    ``mean_score_ci``, ``per_task``, ``per_task_ci``).
+    ``mean_score_ci``, ``per_task``, ``per_task_ci``, ``failed_episodes``).
 
     ``labels`` (one per config) name the groups of ``per_task``; by default a config's
     task id, or family:difficulty. ``max_steps`` replaces the default step budget (in
-    process only: a server's budget is its operator's).
+    process only: a server's budget is its operator's). With a ``journal``, episodes it
+    already holds are not played again and every new one is written to it as it finishes.
     """
     if agent_name not in AGENTS:
         raise ValueError(f"unknown agent {agent_name!r}; available: {sorted(AGENTS)}")
     if max_steps is not None and url is not None:
         raise ValueError("max_steps applies in process; a server's budget is set where it is served")
-    episodes = list(_episodes(agent_name, configs, url, workers, max_steps, on_episode))
+    keys = [Journal.key(agent_name, i, _plain(c), max_steps, url) for i, c in enumerate(configs)]
+    known = journal.done if journal is not None else {}
+    todo = [i for i, key in enumerate(keys) if key not in known]
+    records: dict[int, dict[str, Any]] = {i: known[key] for i, key in enumerate(keys) if key in known}
+    for index in sorted(records):
+        if on_episode is not None:
+            on_episode(records[index])
+    played = _episodes(agent_name, [configs[i] for i in todo], url, workers, max_steps)
+    for index, record in zip(todo, played, strict=True):
+        if journal is not None:
+            journal.append(keys[index], record)
+        records[index] = record
+        if on_episode is not None:
+            on_episode(record)
+    episodes = [records[i] for i in range(len(configs))]
     if labels is not None:
         for episode, label in zip(episodes, labels, strict=True):
             episode["label"] = label
@@ -103,12 +181,11 @@ def _episodes(
     url: str | None,
     workers: int,
     max_steps: int | None,
-    on_episode: Callable[[dict[str, Any]], None] | None,
 ) -> Iterable[dict[str, Any]]:
     def play(config: dict[str, Any]) -> Any:
         if url is not None:
             return pool.submit(_play_remote, agent_name, url, config)
-        return pool.submit(partial(_play_in_process, max_steps=max_steps), agent_name, config)
+        return pool.submit(_play_in_process, agent_name, config, max_steps)
 
     pool: Executor
     if workers <= 1:
@@ -120,21 +197,22 @@ def _episodes(
     with pool:
         futures = [play(config) for config in configs]
         for future in futures:
-            record = future.result()
-            if on_episode is not None:
-                on_episode(record)
-            yield record
+            yield future.result()
 
 
 def summarise(agent_name: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means and intervals over the episodes that were played to the end; failed ones are
+    listed with their error and counted in ``failed_episodes``."""
     groups: dict[str, list[float]] = {}
     for episode in episodes:
-        groups.setdefault(episode["label"], []).append(episode["score"])
-    scores = [e["score"] for e in episodes]
+        if episode["score"] is not None:
+            groups.setdefault(episode["label"], []).append(episode["score"])
+    scores = [e["score"] for e in episodes if e["score"] is not None]
     return {
         "agent": agent_name,
         "episodes": episodes,
-        "mean_score": round(statistics.fmean(scores), 6) if episodes else 0.0,
+        "failed_episodes": len(episodes) - len(scores),
+        "mean_score": round(statistics.fmean(scores), 6) if scores else 0.0,
         "mean_score_ci": bootstrap_ci(scores),
         "per_task": {label: round(statistics.fmean(group), 6) for label, group in groups.items()},
         "per_task_ci": {label: bootstrap_ci(group) for label, group in groups.items()},

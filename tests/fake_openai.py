@@ -41,6 +41,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "bad_submit": {"tool_calls": [("submit_report", '{"classifications": "everything"}')]},
     "no_tool_call": {"content": "The data looks fine to me."},
     "http_500": {"status": 500},
+    "http_400": {"status": 400},
     "slow": {"sleep": 3.0},
 }
 
@@ -98,7 +99,8 @@ class FakeOpenAI:
                 return 400, {"error": {"message": message, "type": "invalid_request_error", "param": "tools"}}
         fault = FAULTS[self.faults[number]] if number < len(self.faults) else {}
         if "status" in fault:
-            error = {"message": "injected server error", "type": "server_error", "code": None}
+            kind = "invalid_request_error" if fault["status"] < 500 else "server_error"
+            error = {"message": f"injected {kind}", "type": kind, "code": None}
             return fault["status"], {"error": error}
         if "sleep" in fault:
             time.sleep(fault["sleep"])
@@ -132,6 +134,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
+                if status >= 500:
+                    self.send_header("retry-after-ms", "20")  # the client's retries stay quick
                 self.end_headers()
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):

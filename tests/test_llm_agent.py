@@ -29,6 +29,7 @@ from openai_strict import strict_errors
 from metric_tracker_rl.agents import AGENTS
 from metric_tracker_rl.agents.llm import (
     MAX_TEXT_REPLIES,
+    EndpointError,
     SUBMIT_TOOL,
     LLMAgent,
     LLMConfigError,
@@ -210,14 +211,24 @@ def test_one_server_error_is_retried_by_the_client() -> None:
     ],
     ids=["server-error", "timeout"],
 )
-def test_api_failures_end_the_episode_with_a_graded_empty_report(
+def test_an_endpoint_that_fails_after_its_retries_raises_endpoint_error(
     faults: list[str], options: dict[str, Any]
 ) -> None:
+    """An endpoint failure is no score of the model's: the episode is not graded as empty."""
+    env = MetricTrackerRlEnvironment()
     with FakeOpenAI(faults=faults) as fake:
         started = time.monotonic()
-        final, events = play(fake, **options)
+        with pytest.raises(EndpointError, match="failed after its retries"):
+            play(fake, env=env, **options)
         assert time.monotonic() - started < 3.0
         assert len(fake.requests) == 1  # no second request once the endpoint failed
+    assert env.state.step_count == 0
+
+
+def test_a_refused_request_ends_the_episode_with_a_graded_report() -> None:
+    with FakeOpenAI(faults=["http_400"]) as fake:
+        final, events = play(fake, max_retries=0)
+        assert len(fake.requests) == 1
     assert final.status == "graded" and final.reward == 0.0
     assert [e.action for e in events] == [f"{SUBMIT_TOOL}(classifications=0,payload_generators=0)"]
 
@@ -352,15 +363,18 @@ def test_inference_reports_missing_settings(
 def test_inference_prints_end_lines_when_the_endpoint_fails(
     inference: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with FakeOpenAI(faults=["http_500"] * 10) as fake:
+    with FakeOpenAI(faults=["http_500"] * 40) as fake:
         for key, value in endpoint_env(fake).items():
             if key in ENDPOINT_VARS:
                 monkeypatch.setenv(key, value)
         code = inference.main(["--env-file", str(tmp_path / "absent"), "--task", "easy_single_spike"])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert check_evaluation_output(out, ("easy_single_spike",)) == [0.0]
-    assert "[END] success=false steps=1 score=0.00 rewards=0.00" in out
+    assert code == 1  # an episode could not be played
+    assert capsys.readouterr().out.splitlines() == [
+        f"[START] task=easy_single_spike env=metric_tracker_rl model={MODEL}",
+        "[END] success=false steps=0 score=0.00 rewards=",
+        "easy_single_spike score: 0.0000",
+        "average score: 0.0000 (1 tasks)",
+    ]
 
 
 @contextlib.contextmanager

@@ -4,8 +4,11 @@ The model sees the reset instruction, calls the analysis methods as tools plus
 ``submit_report`` (strict function schemas from the one tool catalog, ``tools.py``), and
 gets every result back as compact JSON. The loop is bounded by rounds and by the environment's step
 budget, and never crashes on a bad reply: malformed tool calls get an error message back,
-API failures end the episode, and a model that never submits gets one final submission so
-the episode is always graded.
+a request the endpoint refuses (400, 413, 422: too long a conversation, say) ends the
+episode, and a model that never submits gets one final submission so the episode is
+graded. An endpoint that is down, rate-limits or errs after the client's retries (with
+backoff) raises ``EndpointError``: that is no score of the model's, and an evaluation
+records the episode as failed.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ MODEL_NAME_VAR = "MODEL_NAME"
 API_KEY_VARS = ("HF_TOKEN", "OPENAI_API_KEY")  # the first one set wins
 
 SUBMIT_TOOL = SUBMIT_REPORT
+DEFAULT_MAX_RETRIES = 4  # the openai client's retries (exponential backoff) before EndpointError
 DEFAULT_MAX_ROUNDS = 30  # chat-completion requests per episode, before the final submission
 DEFAULT_MAX_RESULT_CHARS = 8000  # a tool result longer than this is cut (lists shortened)
 MAX_TEXT_REPLIES = 2  # consecutive replies without a tool call before the agent gives up
@@ -86,6 +90,23 @@ TRUNCATION_HINT = (
 
 class LLMConfigError(ValueError):
     """The endpoint configuration (base URL, model, API key) is incomplete."""
+
+
+class EndpointError(RuntimeError):
+    """The model endpoint failed (unreachable, timing out, rate-limiting, 5xx, refusing the
+    credentials) after the client's retries: the episode could not be played."""
+
+
+REFUSED_REQUEST_STATUSES = (400, 413, 422)  # the request itself: an end of the episode, graded
+
+
+def _endpoint_failure(err: Exception) -> EndpointError | None:
+    """The EndpointError for an infrastructure failure; None for a refused request."""
+    status = getattr(err, "status_code", None)
+    if status in REFUSED_REQUEST_STATUSES:
+        return None
+    shown = f"HTTP {status}: {err}" if status is not None else f"{type(err).__name__}: {err}"
+    return EndpointError(f"the model endpoint failed after its retries ({shown})")
 
 
 @dataclass(frozen=True)
@@ -218,7 +239,7 @@ class LLMAgent:
         temperature: float = 0.0,
         seed: int | None = 0,
         timeout: float = 120.0,
-        max_retries: int = 2,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         on_step: Callable[[StepEvent], None] | None = None,
     ) -> None:
         if model is None or (client is None and (base_url is None or api_key is None)):
@@ -310,7 +331,10 @@ class _Episode:
                 self.requests += 1
                 message = self.agent.complete(self.messages)
             except _openai().OpenAIError as err:
-                logger.warning("chat completion failed, ending the episode: %s", err)
+                failure = _endpoint_failure(err)
+                if failure is not None:
+                    raise failure from err
+                logger.warning("the endpoint refused the request, ending the episode: %s", err)
                 endpoint_ok = False
                 break
             calls = _tool_calls(message)
@@ -354,7 +378,10 @@ class _Episode:
                         arguments = parsed
                         break
             except _openai().OpenAIError as err:
-                logger.warning("final submission request failed, submitting an empty report: %s", err)
+                failure = _endpoint_failure(err)
+                if failure is not None:
+                    raise failure from err
+                logger.warning("the endpoint refused the final request, submitting an empty report: %s", err)
         logger.info("final submission: %d rows", len(arguments.get("classifications") or []))
         self._submit(arguments)
 

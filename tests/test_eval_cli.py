@@ -1,0 +1,192 @@
+"""``metric-tracker eval`` as a user runs it: mistakes are one line without a traceback,
+reports land where asked, finished episodes are journalled as they finish, a resumed run
+reports the same bytes as an uninterrupted one, and failed episodes are recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_openai import FakeOpenAI
+
+from metric_tracker_rl import evaluation
+from metric_tracker_rl.agents import AGENTS
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS = ["--task", "easy_single_spike", "--task", "medium_mixed_pair", "--task", "hard_mixed_multi"]
+ENDPOINT_VARS = ("API_BASE_URL", "MODEL_NAME", "HF_TOKEN", "OPENAI_API_KEY")
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "metric-tracker"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "metric_tracker_rl.cli"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=180, cwd=cwd, env=env, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--agent", "solver", "--json", "."], "--json: '.' is a folder"),
+        (["eval", "--agent", "solver", "--configs", "no-such.jsonl"], "--configs: no such file"),
+        (["eval", "--agent", "solver", "--url", "http://127.0.0.1:9"], "--url: no server answers"),
+        (["eval", "--agent", "nobody"], "unknown agent(s) ['nobody']"),
+        (["eval", "--agent", "solver", "--workers", "many"], "'--workers'"),
+        (["eval", "--agent", "solver", "--resume"], "--resume needs --json"),
+        (["eval"], "Missing option '--agent'"),
+        (["export", "out", "--difficulty", "extreme"], "unknown difficulty 'extreme'"),
+        (["no-such-command"], "No such command"),
+    ],
+    ids=[
+        "json-folder",
+        "missing-configs",
+        "no-server",
+        "agent",
+        "workers",
+        "resume",
+        "no-agent",
+        "export",
+        "cmd",
+    ],
+)
+def test_a_mistake_is_one_line_without_a_traceback(args: list[str], message: str) -> None:
+    done = cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("metric-tracker") and message in lines[0], lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_line_in_a_configs_file_is_named(tmp_path: Path) -> None:
+    configs = tmp_path / "configs.jsonl"
+    for line, problem in (
+        ("[1, 2]", "each line must be a JSON object"),
+        ('{"difficulty": "extreme"}', "unknown difficulty 'extreme'"),
+        ('{"seeed": 3}', "unknown reset arguments ['seeed']"),
+        ("{oops", "not JSON"),
+    ):
+        configs.write_text('{"task_id": "easy_single_spike"}\n' + line + "\n", encoding="utf-8")
+        done = cli("eval", "--agent", "solver", "--configs", str(configs))
+        assert done.returncode == 2
+        assert f"{configs}:2: {problem}" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_the_report_is_written_where_asked_with_a_journal_beside_it(tmp_path: Path) -> None:
+    report = tmp_path / "not" / "yet" / "there" / "scores.json"
+    done = cli("eval", "--agent", "solver", *TASKS, "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["mean_score"] == 1.0 and data["failed_episodes"] == 0
+    journal = [json.loads(line) for line in Path(f"{report}.partial.jsonl").read_text().splitlines()]
+    assert [entry["record"] for entry in journal] == data["episodes"]
+
+
+def test_a_resumed_run_plays_only_what_is_missing_and_reports_the_same_bytes(tmp_path: Path) -> None:
+    first = tmp_path / "first.json"
+    both = ("--agent", "solver", "--agent", "explorer", *TASKS)
+    assert cli("eval", *both, "--json", str(first)).returncode == 0
+    expected = first.read_text(encoding="utf-8")
+    journal = Path(f"{first}.partial.jsonl")
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+    # Interrupted after two episodes, the third cut mid-line:
+    journal.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:40], encoding="utf-8")
+    first.unlink()
+    done = cli("eval", *both, "--json", str(first), "--resume")
+    assert done.returncode == 0, done.stderr
+    assert first.read_text(encoding="utf-8") == expected
+    kept = journal.read_text(encoding="utf-8").splitlines()
+    assert kept[:2] == lines[:2] and len([k for k in kept if k.endswith("}")]) == 6
+    # Without --resume the journal starts again.
+    assert (
+        cli("eval", "--agent", "solver", "--task", "easy_single_spike", "--json", str(first)).returncode == 0
+    )
+    assert len(journal.read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_resume_skips_the_journalled_episodes(tmp_path: Path) -> None:
+    """In process: a journal that already holds an episode is not played again."""
+    configs = [{"task_id": "easy_single_spike"}, {"task_id": "medium_mixed_pair"}]
+    played: list[dict[str, Any]] = []
+
+    class Counting:
+        name = "counting"
+
+        def play(self, env: Any, config: dict[str, Any]) -> Any:
+            played.append(config)
+            return AGENTS["solver"]().play(env, config)
+
+    AGENTS["counting"] = Counting
+    try:
+        report_path = tmp_path / "scores.json.partial.jsonl"
+        journal = evaluation.Journal(report_path)
+        whole = evaluation.run_evaluation("counting", configs, journal=journal)
+        journal.close()
+        assert len(played) == 2
+        resumed_journal = evaluation.Journal(report_path, resume=True)
+        resumed = evaluation.run_evaluation("counting", configs, journal=resumed_journal)
+        resumed_journal.close()
+        assert len(played) == 2 and resumed == whole
+    finally:
+        del AGENTS["counting"]
+
+
+def test_a_failed_episode_is_recorded_the_run_goes_on_and_resume_plays_it_again(tmp_path: Path) -> None:
+    report = tmp_path / "llm.json"
+    args = ["eval", "--agent", "llm", "--task", "easy_single_spike", "--task", "medium_mixed_pair"]
+    # The first request fails on every attempt (1 + the client's 4 retries): episode 1 fails.
+    with FakeOpenAI(faults=["http_500"] * 5) as fake:
+        env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARS}
+        env.update(API_BASE_URL=fake.base_url, MODEL_NAME="fake-model", HF_TOKEN="test-key")
+        done = cli(*args, "--json", str(report), env=env)
+        assert done.returncode == 1, done.stderr
+        assert "1 of 2 episodes failed" in done.stderr and "Traceback" not in done.stderr
+        data = json.loads(report.read_text(encoding="utf-8"))
+        assert data["failed_episodes"] == 1
+        failed, played = data["episodes"]
+        assert failed["score"] is None and "failed after its retries" in failed["error"]
+        assert played["score"] == 1.0 and data["mean_score"] == 1.0
+        requests_before = len(fake.requests)
+        resumed = cli(*args, "--json", str(report), "--resume", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert 0 < len(fake.requests) - requests_before < requests_before  # only the failed one again
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["failed_episodes"] == 0 and [e["score"] for e in data["episodes"]] == [1.0, 1.0]
+
+
+def test_a_server_that_goes_away_fails_the_remaining_episodes_and_the_run_ends() -> None:
+    """Against a server URL: the server stops at the end of the first episode; the next one
+    is recorded as failed with the connection error, and the report still comes."""
+    from conftest import _launch, _serve, _stop
+
+    server: dict[str, Any] = {}
+
+    class StopsTheServer:
+        name = "stops_the_server"
+
+        def play(self, env: Any, config: dict[str, Any]) -> Any:
+            final = AGENTS["solver"]().play(env, config)
+            _stop(server)
+            return final
+
+    _launch(server)
+    AGENTS[StopsTheServer.name] = StopsTheServer
+    try:
+        url = _serve(server)
+        configs = [{"task_id": "easy_single_spike"}, {"task_id": "medium_mixed_pair"}]
+        report = evaluation.run_evaluation(StopsTheServer.name, configs, url=url)
+    finally:
+        del AGENTS[StopsTheServer.name]
+        _stop(server)
+    first, second = report["episodes"]
+    assert first["score"] == 1.0
+    assert second["score"] is None and second["error"]
+    assert report["failed_episodes"] == 1 and report["mean_score"] == 1.0
