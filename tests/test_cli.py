@@ -146,39 +146,6 @@ def test_readme_methods_table_matches_the_registry() -> None:
     assert table in README.read_text()
 
 
-def test_readme_worked_example_runs_as_shown(capsys: pytest.CaptureFixture[str]) -> None:
-    text = README.read_text()
-    section = text[text.index("## Worked example") :]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    shown = section.split("```text\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "README worked example", "exec"), {})
-    printed = capsys.readouterr().out.splitlines()
-    expected = shown.splitlines()
-    assert len(printed) == len(expected)
-    for got, want in zip(printed, expected, strict=True):
-        if "..." not in want:
-            assert got == want
-            continue
-        position = 0  # a trimmed line: its pieces appear in order
-        for piece in want.split("..."):
-            found = got.find(piece, position)
-            assert found >= 0, f"{piece!r} not in {got!r}"
-            position = found + len(piece)
-
-
-def test_readme_injection_example_flags_what_it_says() -> None:
-    from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-
-    text = README.read_text()
-    section = text[text.index("Explicit injections") :]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    env = MetricTrackerRlEnvironment()
-    exec(compile(code, "README injection example", "exec"), {"env": env})
-    assert "the example above flags five rows" in text
-    assert env.state.config["injections"][0]["metric_names"] == ["orders_placed"]
-    assert env.step({"analysis_method": "task_overview"}).expected_row_count == 5
-
-
 def test_readme_tasks_and_thresholds_match_the_code() -> None:
     from metric_tracker_rl import constants as C
 

@@ -262,3 +262,27 @@ def test_dockerfile_serves_the_declared_port_with_the_server_script():
     assert f'CMD ["server", "--host", "0.0.0.0", "--port", "{MANIFEST["port"]}"]' in dockerfile
     assert "uv sync --locked --no-dev" in dockerfile
     assert MANIFEST["app"] == "server.app:app"
+
+
+def test_serving_installs_no_dev_tools():
+    """`uv run metric-tracker serve` on a fresh machine installs the default groups only:
+    none of the test and lint tools, which come with `--group dev`."""
+    import shutil
+    import subprocess
+
+    uv = shutil.which("uv")
+    assert uv is not None, "uv installs and runs the project (README: Set-up)"
+
+    def exported(*groups: str) -> set[str]:
+        out = subprocess.run(
+            [uv, "export", "--locked", "--no-hashes", "--format", "requirements-txt", *groups],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+        return {line.split("==")[0].strip().lower() for line in out.splitlines() if "==" in line}
+
+    dev_tools = {"playwright", "ruff", "schemathesis", "pytest", "hypothesis"}
+    assert not exported() & dev_tools
+    assert exported("--group", "dev") >= dev_tools

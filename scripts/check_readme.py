@@ -1,0 +1,261 @@
+"""Run the README's shell and Python blocks as written, in a fresh copy of the repository,
+and check what they print against what the README shows.
+
+    uv run python scripts/check_readme.py            # every block; exit 1 on a difference
+    uv run python scripts/check_readme.py --list     # the blocks and what is done with each
+
+Rules, read from README.md itself:
+
+- A ```bash block runs as one bash script (``set -e``), a ```python block as a Python
+  program, from the root of a copy of the repository's tracked files (so nothing that a
+  clone lacks, such as ``bench/results/``, can help), with the project's environment.
+- The output a block prints must equal the ```text block that follows it, when one does
+  (only prose, such as "Output:", between them).
+- ``<!-- readme: tables N -->`` before a block: the next N Markdown tables of the README
+  must each appear, line for line, in what the block prints.
+- ``<!-- readme: server -->`` before a block: a server (``metric-tracker serve``) runs at
+  http://localhost:8000 while the block runs, as its text says.
+- ``<!-- readme: skip REASON -->`` before a block: not run (it serves forever, needs a
+  program this project does not ship, ...). A ```json block must parse as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNABLE = ("bash", "python")
+DIRECTIVE = re.compile(r"<!--\s*readme:\s*(\w+)\s*(.*?)\s*-->")
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
+SERVER_URL = "http://localhost:8000"
+BLOCK_TIMEOUT_S = 600
+
+
+@dataclass
+class Block:
+    line: int  # 1-based line of the opening fence
+    language: str
+    code: str
+    directives: dict[str, str] = field(default_factory=dict)
+    expected_output: str | None = None  # the ```text block shown after it
+    expected_tables: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"README.md:{self.line} ({self.language})"
+
+
+def parse(text: str) -> list[Block]:
+    """The fenced blocks with their directives and the outputs the README shows for them."""
+    fences = list(FENCE.finditer(text))
+    blocks = []
+    for k, fence in enumerate(fences):
+        start = fence.start()
+        before = text[fences[k - 1].end() if k else 0 : start]
+        last_lines = before.rstrip("\n").splitlines()[-1:] or [""]
+        directives = dict(DIRECTIVE.findall(last_lines[0]))
+        block = Block(text.count("\n", 0, start) + 1, fence.group(1), fence.group(2), directives)
+        after = fences[k + 1] if k + 1 < len(fences) else None
+        if after is not None and after.group(1) == "text" and _only_prose(text[fence.end() : after.start()]):
+            block.expected_output = after.group(2)
+        if "tables" in directives:
+            block.expected_tables = _tables(text[fence.end() :])[: int(directives["tables"])]
+        blocks.append(block)
+    return blocks
+
+
+def _only_prose(between: str) -> bool:
+    lines = [line for line in between.splitlines() if line.strip()]
+    return len(lines) <= 1 and all(line.rstrip().endswith(":") for line in lines)
+
+
+def _tables(text: str) -> list[str]:
+    tables, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append("\n".join(current))
+            current = []
+    return tables
+
+
+def fresh_copy(destination: Path) -> Path:
+    """The repository's tracked files (as they are in the work tree), as a clone would have them."""
+    listed = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+def block_environment(copy: Path) -> dict[str, str]:
+    """The project's environment for the copy: ``uv run`` uses it as it is, and Python finds
+    the copy's sources first."""
+    env = dict(os.environ)
+    env.update(
+        UV_PROJECT_ENVIRONMENT=str(Path(sys.prefix)),
+        UV_NO_SYNC="1",
+        PYTHONPATH=str(copy),
+        NO_COLOR="1",
+        TERM="dumb",
+        COLUMNS="200",
+    )
+    env.pop("METRIC_TRACKER_DEBUG", None)
+    return env
+
+
+@contextlib.contextmanager
+def server(copy: Path, env: dict[str, str]) -> Iterator[None]:
+    """``metric-tracker serve`` at localhost:8000 while a block runs."""
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "metric_tracker_rl.cli", "serve", "--host", "127.0.0.1", "--port", "8000"],
+        cwd=copy,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{SERVER_URL}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the server did not become healthy")
+        yield
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_block(block: Block, copy: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    if block.language == "bash":
+        command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
+    else:
+        command = [sys.executable, "-c", block.code]
+    process = subprocess.Popen(
+        command,
+        cwd=copy,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=BLOCK_TIMEOUT_S)
+    finally:
+        _stop(process)  # and whatever it left running in the background
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def check(block: Block, copy: Path, env: dict[str, str]) -> list[str]:
+    """The problems with one block (an empty list when it runs as shown)."""
+    if block.language == "json":
+        try:
+            json.loads(block.code)
+        except json.JSONDecodeError as err:
+            return [f"{block.label}: not JSON ({err})"]
+        return []
+    if block.language not in RUNNABLE or "skip" in block.directives:
+        return []
+    with server(copy, env) if "server" in block.directives else contextlib.nullcontext():
+        done = run_block(block, copy, env)
+    problems = []
+    if done.returncode != 0:
+        problems.append(f"{block.label}: exit code {done.returncode}\n{done.stderr[-3000:]}")
+    if block.expected_output is not None and done.stdout != block.expected_output:
+        problems.append(f"{block.label}: printed\n{done.stdout}\ninstead of\n{block.expected_output}")
+    for table in block.expected_tables:
+        if table not in done.stdout:
+            problems.append(
+                f"{block.label}: the table below it is not what it prints:\n{table}\n---\n{done.stdout}"
+            )
+    return problems
+
+
+def describe(block: Block) -> str:
+    if block.language == "json":
+        return "parsed as JSON"
+    if block.language not in RUNNABLE:
+        return "shown only"
+    if "skip" in block.directives:
+        return f"skipped: {block.directives['skip']}"
+    parts = ["run"]
+    if "server" in block.directives:
+        parts.append("with a server at localhost:8000")
+    if block.expected_output is not None:
+        parts.append("output compared with the text block after it")
+    if block.expected_tables:
+        parts.append(f"its output holds the {len(block.expected_tables)} table(s) below it")
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--list", action="store_true", help="list the blocks and what is done with each")
+    args = parser.parse_args(argv)
+    blocks = parse((ROOT / "README.md").read_text(encoding="utf-8"))
+    if args.list:
+        for block in blocks:
+            print(f"{block.label}: {describe(block)}")
+        return 0
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="readme-") as folder:
+        copy = fresh_copy(Path(folder))
+        env = block_environment(copy)
+        for block in blocks:
+            started = time.monotonic()
+            found = check(block, copy, env)
+            print(
+                f"{block.label}: {describe(block)}: {'ok' if not found else 'FAILED'} "
+                f"({time.monotonic() - started:.1f} s)",
+                flush=True,
+            )
+            problems.extend(found)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
