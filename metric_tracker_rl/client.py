@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from openenv.core.env_client import EnvClient
 from openenv.core.client_types import StepResult
+from openenv.core.env_client import EnvClient
 
 from metric_tracker_rl.arguments import RESET_ARGUMENTS
 from metric_tracker_rl.models import (

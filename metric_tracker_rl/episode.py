@@ -16,25 +16,17 @@ import numpy as np
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import EpisodeConfig
-from metric_tracker_rl.families import FAMILY_BY_TYPE
+from metric_tracker_rl.families import FAMILY_BY_TYPE, family_for
 from metric_tracker_rl.generator import Incident, generate
 from metric_tracker_rl.rows import AnomalyRow
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def anomaly_type_for(col: int, z: float) -> str:
-    """The family a deviation of this sign belongs to ('normal' if none flags that side)."""
-    kind = S.ENTITIES[col].statistic
-    if kind == "count":
-        return "absolute_spike_in_event_count" if z > 0 else "absolute_drop_in_event_count"
-    if kind == "rate":
-        return "rate_spike_from_median" if z > 0 else "rate_drop_from_median"
-    if kind == "funnel":
-        return "funnel_break" if z < 0 else "normal"
-    if kind == "mix":
-        return "hourly_traffic_mix_shift"
-    return "instrumentation_data_quality_issue" if z > 0 else "normal"
+def anomaly_type_for(col: int, deviation: float) -> str:
+    """The anomaly type of a deviation of this sign for an entity ('normal' if none flags it)."""
+    family = family_for(S.ENTITIES[col].entity_type, deviation)
+    return family.anomaly_type if family is not None else "normal"
 
 
 @dataclass(frozen=True, eq=False)

@@ -122,5 +122,28 @@ ENTITY_NAMES_BY_TYPE: dict[str, tuple[str, ...]] = {
 ANOMALY_TYPES_BY_ENTITY_TYPE: dict[str, tuple[str, ...]] = {
     et: tuple(f.anomaly_type for f in FAMILIES if f.entity_type == et) for et in ENTITY_TYPES
 }
+
+
+def family_for(entity_type: str, deviation: float) -> Family | None:
+    """The family that a deviation of this sign from the baseline belongs to, for an entity
+    type (None where no family flags that side, e.g. a funnel step that rose)."""
+    if deviation == 0:
+        return None
+    side = "up" if deviation > 0 else "down"
+    for family in FAMILIES:
+        if family.entity_type == entity_type and family.direction in (side, "both"):
+            return family
+    return None
+
+
+def opposite(family: Family) -> Family:
+    """The family of the same entity type that flags the other side (itself if none does)."""
+    other = {"up": "down", "down": "up"}.get(family.direction)
+    for candidate in FAMILIES:
+        if candidate.entity_type == family.entity_type and candidate.direction == other:
+            return candidate
+    return family
+
+
 DETECTION_METHOD_BY_ENTITY_TYPE: dict[str, str] = {f.entity_type: f.detection_method for f in FAMILIES}
 SCENARIO_FAMILIES: tuple[str, ...] = ("mixed", *ANOMALY_TYPES)

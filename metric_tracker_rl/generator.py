@@ -24,7 +24,7 @@ import numpy as np
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection
-from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE, Family
+from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE, Family, opposite
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
 CANDIDATES = 16  # multiplier proposals evaluated at once per (day, entity)
@@ -32,12 +32,6 @@ PLACEMENT_TRIES = 24  # (day, entity) pairs tried per incident
 # Decoys mimic every family whose statistic can move without crossing a threshold
 # (impossible counts cannot: any excess is flagged).
 DECOY_FAMILIES: tuple[str, ...] = tuple(f.anomaly_type for f in FAMILIES if f.statistic != "quality")
-_OPPOSITE = {
-    "rate_drop_from_median": "rate_spike_from_median",
-    "rate_spike_from_median": "rate_drop_from_median",
-    "absolute_drop_in_event_count": "absolute_spike_in_event_count",
-    "absolute_spike_in_event_count": "absolute_drop_in_event_count",
-}
 REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 
 _HOURS = np.arange(C.HOURS)
@@ -486,7 +480,7 @@ def _place_all(
     # anomalies stand out less to filters that only count standard deviations.
     # A twin leans the other way where the family has an opposite, so the window median holds.
     twins = [
-        (FAMILY_BY_TYPE[_OPPOSITE.get(i.anomaly_type, i.anomaly_type)], (S.ENTITIES[i.entity].entity_name,))
+        (opposite(FAMILY_BY_TYPE[i.anomaly_type]), (S.ENTITIES[i.entity].entity_name,))
         for i in placed
         if i.anomaly_type in DECOY_FAMILIES
     ]

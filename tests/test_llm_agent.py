@@ -29,8 +29,8 @@ from openai_strict import strict_errors
 from metric_tracker_rl.agents import AGENTS
 from metric_tracker_rl.agents.llm import (
     MAX_TEXT_REPLIES,
-    EndpointError,
     SUBMIT_TOOL,
+    EndpointError,
     LLMAgent,
     LLMConfigError,
     StepEvent,

@@ -38,6 +38,7 @@ def _openai() -> Any:
 
     return openai
 
+
 API_BASE_URL_VAR = "API_BASE_URL"
 MODEL_NAME_VAR = "MODEL_NAME"
 API_KEY_VARS = ("HF_TOKEN", "OPENAI_API_KEY")  # the first one set wins

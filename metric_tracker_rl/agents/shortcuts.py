@@ -28,7 +28,7 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.agents.base import EnvHandle
 from metric_tracker_rl.agents.solver import DAILY_VIEW, PLANS
-from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE
+from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE, family_for
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.rows import ROW_FIELDS, row_key
 
@@ -91,12 +91,8 @@ def _severity(entity_type: str, baseline: float, observed: float, threshold: flo
 
 
 def _local_row(date: str, entity: S.Entity, baseline: float, observed: float, threshold: float) -> dict:
-    family = next(
-        f
-        for f in FAMILIES
-        if f.entity_type == entity.entity_type
-        and (f.direction == "both" or (observed > baseline) == (f.direction == "up"))
-    )
+    family = family_for(entity.entity_type, observed - baseline)
+    assert family is not None, "only rows the public rule flags are built"
     baseline, observed = round(baseline, C.ROUND_DIGITS), round(observed, C.ROUND_DIGITS)
     return {
         "date": date,
