@@ -30,6 +30,7 @@ from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis import GENERATOR_METHODS, REGISTRY, run_method
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.episode import build_episode
+from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES
 from metric_tracker_rl.rows import ROW_FIELDS
 from metric_tracker_rl.tasks import NAMED_TASKS, config_for
 from metric_tracker_rl.web import data
@@ -100,6 +101,19 @@ def test_every_registry_argument_has_one_control() -> None:
     assert kinds["metric_names"] == "entities"
     assert kinds["limit"] == "integer" and kinds["threshold_multiplier"] == "number"
     assert kinds["rows"] == kinds["generator_methods"] == "json"
+    assert kinds["entity_type"] == "choice"  # an enum: a dropdown, not a JSON box
+
+
+def test_an_optional_enum_is_a_dropdown_with_any(easy) -> None:
+    (control,) = [c for c in data.argument_controls("list_suspicious_dates") if c.name == "entity_type"]
+    assert control.choices == tuple(ENTITY_TYPES) and not control.required
+    assert control.dropdown_choices() == [data.ANY_CHOICE, *ENTITY_TYPES]
+    assert data.method_arguments("list_suspicious_dates", {control.key: data.ANY_CHOICE}) == {}
+    args = data.method_arguments("list_suspicious_dates", {control.key: "funnel_step"})
+    assert args == {"entity_type": "funnel_step"}
+    result = run_method(easy, "list_suspicious_dates", args)["result"]
+    signals = [s for d in result["dates"] for s in d["signals"]]
+    assert signals and {s["entity_type"] for s in signals} == {"funnel_step"}
 
 
 def test_entity_dropdowns_offer_what_the_method_accepts() -> None:
@@ -119,10 +133,12 @@ def _first_inputs(method_name: str, date: str) -> dict[str, Any]:
             values[control.key] = data.entity_choices(method_name)[0] if control.required else None
         elif control.kind == "entities":
             values[control.key] = []
+        elif control.kind == "choice":
+            values[control.key] = control.dropdown_choices()[0]
         elif control.kind == "json":
             values[control.key] = data.json_example(method_name, control)
-        else:
-            values[control.key] = control.default
+        else:  # number fields are text boxes showing the default
+            values[control.key] = data.number_text(control)
     return values
 
 
@@ -155,7 +171,30 @@ def test_method_arguments_convert_and_validate() -> None:
         data.method_arguments("list_suspicious_dates", {keys["limit"]: 2.5})
 
 
-# --- results as tables, flagged dates ----------------------------------------------------
+def test_number_fields_are_parsed_with_messages_that_say_what_is_accepted() -> None:
+    keys = {c.name: c.key for c in data.all_argument_controls()}
+    limit, threshold = keys["limit"], keys["threshold_multiplier"]
+    generator = "get_rate_spike_from_median_rows"
+    assert data.method_arguments("list_suspicious_dates", {limit: " 3 "}) == {"limit": 3}
+    assert data.method_arguments("list_suspicious_dates", {limit: ""}) == {}  # empty: the default
+    assert data.method_arguments(generator, {threshold: "2.5"}) == {"threshold_multiplier": 2.5}
+    accepted = "enter a whole number from 1 to 28 (empty: the default 5)"
+    refused = {
+        "abc": f"limit: 'abc' is not a number; {accepted}",
+        "2.5": f"limit: '2.5' is not a whole number; {accepted}",
+        "0": f"limit: 0 is out of range; {accepted}",
+        "29": f"limit: 29 is out of range; {accepted}",
+    }
+    for typed, message in refused.items():
+        with pytest.raises(data.ArgumentError) as caught:
+            data.method_arguments("list_suspicious_dates", {limit: typed})
+        assert str(caught.value) == message
+    for typed in ("x", "nan", "inf", "-1", "101"):
+        with pytest.raises(data.ArgumentError, match=r"threshold_multiplier: .*enter a number from 0 to 100"):
+            data.method_arguments(generator, {threshold: typed})
+
+
+# --- results as tables; verdicts and hints ---------------------------------------------
 
 
 def test_result_tables_are_readable(easy) -> None:
@@ -169,6 +208,11 @@ def test_result_tables_are_readable(easy) -> None:
     )
     headers, rows = data.result_table(assessment["result"])
     assert len(rows) == 1 and {"anomaly_type", "baseline_value", "threshold.value"} <= set(headers)
+    assert headers[:3] == ["date", "anomaly_type", "entity_name"]  # the verdict stays in view
+
+    hourly = run_method(easy, "hourly_rows_for_date", {"date": date})["result"]
+    headers, rows = data.result_table(hourly)  # the verdicts, not the 24 hourly counts
+    assert headers[:2] == ["date", "anomaly_type"] and len(rows) == len(hourly["assessments"])
 
     day = run_method(easy, "rows_for_date", {"date": date})["result"]
     headers, rows = data.result_table(day)
@@ -179,30 +223,58 @@ def test_result_tables_are_readable(easy) -> None:
     headers, rows = data.result_table(overview)
     assert "anomaly_type" in headers and len(rows) == 7  # the families
 
+    raw = run_method(easy, "show_raw_data", {"limit": 2})["result"]
+    assert data.result_rows(raw) == [] and data.date_marks("show_raw_data", raw) == {}  # data, no rows
 
-def test_result_rows_and_flagged_dates(easy) -> None:
-    generated = run_method(easy, "get_rate_spike_from_median_rows", {"threshold_multiplier": 3.0})["result"]
-    assert data.result_rows(generated) == generated["rows"] and generated["rows"]
-    flags = data.flagged_dates("get_rate_spike_from_median_rows", generated)
-    assert set(flags) == {r["date"] for r in generated["rows"]}
 
+def test_only_a_detection_methods_verdict_flags_a_date(easy) -> None:
+    detection_methods = {
+        "compare_rate_to_median",
+        "compare_count_to_median",
+        "detect_funnel_break",
+        "check_impossible_counts",
+        "hourly_rows_for_date",
+    }
+    assert detection_methods == data.DETECTION_METHODS
     truth = easy.expected_rows[0]
     flagged = run_method(
         easy, "compare_rate_to_median", {"date": truth.date, "entity_name": truth.entity_name}
-    )
-    rows = data.result_rows(flagged["result"])
-    assert rows == [truth.model_dump()]  # exactly the submission fields, threshold dropped
+    )["result"]
+    assert data.result_rows(flagged) == [truth.model_dump()]  # exactly the submission fields
+    marks = data.date_marks("compare_rate_to_median", flagged)
+    (mark,) = marks[truth.date]
+    assert mark.kind == "flagged" and mark.label == "flagged by compare_rate_to_median"
+    assert mark.reason == f"{truth.anomaly_type}: {truth.entity_name}"
+
     normal_day = next(d for d in easy.dates if d not in {r.date for r in easy.expected_rows})
     normal = run_method(
         easy, "compare_rate_to_median", {"date": normal_day, "entity_name": truth.entity_name}
-    )
-    assert data.result_rows(normal["result"]) == []
+    )["result"]
+    assert data.result_rows(normal) == [] and data.date_marks("compare_rate_to_median", normal) == {}
+    for method_name in ("detect_funnel_break", "check_impossible_counts", "hourly_rows_for_date"):
+        normal = run_method(easy, method_name, {"date": normal_day})["result"]
+        assert all(a["anomaly_type"] == "normal" for a in normal["assessments"])
+        assert data.date_marks(method_name, normal) == {}
 
+    # A ranking is a hint, never a verdict, whatever it ranks first.
     suspicious = run_method(easy, "list_suspicious_dates", {"limit": 3})["result"]
-    marks = data.flagged_dates("list_suspicious_dates", suspicious)
-    assert list(marks) == [d["date"] for d in suspicious["dates"]]
-    merged = data.merge_flags(marks, data.flagged_dates("list_suspicious_dates", suspicious))
-    assert merged == dict(sorted(marks.items()))  # no duplicated reasons
+    hints = data.date_marks("list_suspicious_dates", suspicious)
+    assert list(hints) == [d["date"] for d in suspicious["dates"]]
+    assert {m.kind for ms in hints.values() for m in ms} == {"hint"}
+    assert {m.label for ms in hints.values() for m in ms} == {"ranked unusual (hint)"}
+    assert data.flagged_only(hints) == {}
+    merged = data.merge_marks(hints, data.date_marks("list_suspicious_dates", suspicious))
+    assert merged == dict(sorted(hints.items()))  # no duplicated marks
+
+    # A generator's threshold rows can be submitted, but they are hints too.
+    generated = run_method(easy, "get_rate_spike_from_median_rows", {"threshold_multiplier": 3.0})["result"]
+    assert data.result_rows(generated) == generated["rows"] and generated["rows"]
+    rows_marks = data.date_marks("get_rate_spike_from_median_rows", generated)
+    assert set(rows_marks) == {r["date"] for r in generated["rows"]}
+    assert {m.label for ms in rows_marks.values() for m in ms} == {"generator row (hint)"}
+
+    both = data.merge_marks(hints, marks)
+    assert list(data.flagged_only(both)) == [truth.date]
 
 
 # --- chart series ------------------------------------------------------------------------
@@ -250,21 +322,57 @@ def test_funnel_shape_is_the_days_counts_against_the_median(easy) -> None:
     assert np.all(np.diff(shape.median) <= 0)  # the median funnel narrows step by step
 
 
-def test_charts_build_and_shade_flagged_dates(easy) -> None:
+def test_charts_mark_verdicts_and_hints_differently(easy) -> None:
     charts = pytest.importorskip("metric_tracker_rl.web.charts")
     series = data.daily_series(easy)
-    flags = {easy.dates[4]: ["suspicious"], easy.dates[9]: ["rate_spike_from_median: x"]}
-    daily = charts.daily_counts_figure(series, flags)
-    assert len(daily.layout.shapes) == 2
-    assert [t.name for t in daily.data][-1] == "flagged by a detector"
+    hinted, flagged = easy.dates[4], easy.dates[9]
+    hint = data.DateMark("hint", "list_suspicious_dates", "ranked #1: app_opens up (z 4.0)")
+    verdict = data.DateMark("flagged", "compare_rate_to_median", "rate_spike_from_median: x")
+    marks = {hinted: [hint], flagged: [verdict, hint]}
+    daily = charts.daily_counts_figure(series, marks)
+    assert [s.fillcolor for s in daily.layout.shapes] == [charts.HINT_COLOR, charts.FLAG_COLOR]
+    markers = {t.name: t for t in daily.data[len(C.EVENTS) :]}
+    assert list(markers) == ["flagged by compare_rate_to_median", "ranked unusual (hint)"]
+    assert list(markers["flagged by compare_rate_to_median"].x) == [flagged]
+    assert list(markers["ranked unusual (hint)"].x) == [hinted, flagged]
+    hint_marker = markers["ranked unusual (hint)"]
+    verdict_marker = markers["flagged by compare_rate_to_median"]
+    assert hint_marker.marker.symbol != verdict_marker.marker.symbol
+    assert hint_marker.marker.color != verdict_marker.marker.color
     assert len(charts.daily_counts_figure(series, {}).layout.shapes) == 0
-    rates = charts.rates_figure(series, flags)
-    assert len(rates.layout.shapes) == 2 * 2  # each flagged date in both subplot columns
+    rates = charts.rates_figure(series, marks)
+    assert len(rates.layout.shapes) == 2 * 2  # each marked date in both subplot columns
     assert [a.text for a in rates.layout.annotations] == list(C.RATE_METRICS)
-    hourly = charts.hourly_figure(data.hourly_profile(easy, easy.dates[4]), flags[easy.dates[4]])
-    assert "flagged" in hourly.layout.title.text
+
+    hint_only = charts.hourly_figure(data.hourly_profile(easy, hinted), marks[hinted]).layout.title.text
+    assert "ranked unusual (hint)" in hint_only and "flagged" not in hint_only
+    confirmed = charts.hourly_figure(data.hourly_profile(easy, flagged), marks[flagged]).layout.title.text
+    assert "flagged by compare_rate_to_median: rate_spike_from_median: x" in confirmed
+    assert "flagged" not in charts.hourly_figure(data.hourly_profile(easy, flagged)).layout.title.text
     funnel = charts.funnel_figure(data.funnel_shape(easy, easy.dates[4]))
     assert list(funnel.data[0].x) == list(C.EVENTS)
+
+
+CLEAN_TICK = re.compile(r"^[125]0*[kM]?$")  # 1, 2, 5 x 10^k, as 500, 1k, 20k, 1M
+
+
+def test_the_daily_log_axis_shows_only_clean_ticks(easy, hard) -> None:
+    charts = pytest.importorskip("metric_tracker_rl.web.charts")
+    assert charts.log_ticks(1700, 17000) == (
+        [1000.0, 2000.0, 5000.0, 10000.0, 20000.0],
+        ["1k", "2k", "5k", "10k", "20k"],
+    )
+    assert charts.log_ticks(40, 900)[1] == ["20", "50", "100", "200", "500", "1k"]
+    assert charts.log_ticks(300_000, 1_500_000)[1] == ["200k", "500k", "1M", "2M"]
+    for episode in (easy, hard):
+        series = data.daily_series(episode)
+        axis = charts.daily_counts_figure(series, {}).layout.yaxis
+        assert axis.type == "log" and axis.tickmode == "array"
+        assert all(CLEAN_TICK.match(t) for t in axis.ticktext), axis.ticktext
+        assert list(axis.tickvals) == sorted(axis.tickvals)
+        low = min(min(v) for v in series.counts.values())
+        high = max(max(v) for v in series.counts.values())
+        assert sum(low <= v <= high for v in axis.tickvals) >= 2  # enough labels to read a value
 
 
 # --- feedback ----------------------------------------------------------------------------
@@ -284,6 +392,17 @@ def test_breakdown_table_adds_up_to_the_score() -> None:
     assert f"Score {observation.reward:.4f}" in text and "row 0: invalid" in text
     assert f"{observation.reward_breakdown['matched_rows']} of 2 expected rows matched" in text
     assert "**Submissions** 1/3" in data.budget_line(observation)
+
+
+def test_a_preview_after_the_budget_is_spent_says_why() -> None:
+    session = DebuggerSession(debug=False)
+    session.reset(task_id="easy_single_spike")
+    shown = data.preview_markdown(session.preview([{"date": "not a date"}]))
+    assert shown.startswith("**Preview:** 1 row(s), 0 valid, 1 invalid") and "\n- " in shown
+    session.run_method("get_rate_spike_from_median_rows", {"threshold_multiplier": 0.0})  # spends it all
+    finished = session.preview([])
+    assert finished.submission_preview == {}
+    assert data.preview_markdown(finished) == f"**No preview ({finished.status}):** {finished.message}"
 
 
 def test_rows_typed_by_hand_are_parsed() -> None:
@@ -308,8 +427,9 @@ def test_sessions_are_separate_episodes_with_budgets() -> None:
     first.reset(task_id="easy_single_spike")
     second.reset(task_id="hard_mixed_multi")
     observation = first.run_method("list_suspicious_dates", {"limit": 3})
-    assert observation.budget["steps_used"] == 2 and len(first.flags) == 3
-    assert second.flags == {} and second.env.state.step_count == 0
+    assert observation.budget["steps_used"] == 2 and len(first.marks) == 3
+    assert data.flagged_only(first.marks) == {}  # a ranking marks hints, not verdicts
+    assert second.marks == {} and second.env.state.step_count == 0
     assert first.episode is build_episode(config_for("easy_single_spike"))
 
     first.generators = [{"method_name": GENERATOR_METHODS[0], "threshold_multiplier": 2.0}]
@@ -318,6 +438,14 @@ def test_sessions_are_separate_episodes_with_budgets() -> None:
     preview = first.preview([])
     assert preview.status == "analysis" and preview.budget["steps_used"] == 3
     assert first.debug_snapshot() is None
+
+
+def test_the_method_picker_opens_on_the_method_the_status_line_recommends() -> None:
+    from metric_tracker_rl.web import app
+
+    observation = DebuggerSession(debug=False).reset()
+    assert f"Start with {app.FIRST_METHOD}" in observation.message
+    assert app.FIRST_METHOD in REGISTRY
 
 
 def test_a_bad_reset_keeps_the_episode() -> None:
@@ -486,6 +614,79 @@ def chart_title(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} .gtitle").first.text_content() or ""
 
 
+def wait_chart_title(page, elem_id: str, text: str) -> str:
+    page.wait_for_function(
+        "([id, text]) => (document.querySelector(`#${id} .gtitle`)?.textContent || '').includes(text)",
+        arg=[elem_id, text],
+    )
+    return chart_title(page, elem_id)
+
+
+def assert_page_fits_the_window(page) -> None:
+    """Nothing spills sideways: the document is no wider than the window."""
+    scroll_width, window_width = page.evaluate(
+        "() => [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert scroll_width <= window_width, f"the page is {scroll_width}px wide in a {window_width}px window"
+
+
+# Each visible table header: how many lines its text takes, and whether its cell clips it.
+HEADER_LINES_JS = """() => Array.from(document.querySelectorAll('th.header-cell .header'))
+  .filter(span => span.offsetParent !== null && span.textContent.trim())
+  .map(span => {
+    const range = document.createRange();
+    range.selectNodeContents(span);
+    const tops = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+    const cell = span.closest('th');
+    return [span.textContent.trim(), tops.size, range.getBoundingClientRect().width <= cell.clientWidth + 1];
+  })"""
+
+
+def assert_headers_keep_whole_words(page) -> None:
+    headers = page.evaluate(HEADER_LINES_JS)
+    assert headers
+    broken = [(text, lines, fits) for text, lines, fits in headers if lines != 1 or not fits]
+    assert not broken, f"headers broken over lines or clipped: {broken}"
+
+
+# Where the result table's verdict cell (first row, anomaly_type) is, against its scroll box.
+VERDICT_CELL_JS = """() => {
+  const table = document.querySelector('#result-table');
+  const header = table.querySelector('th.header-cell[title="anomaly_type"]');
+  const cell = header && table.querySelector(`[data-testid="cell-0-${header.dataset.heading}"]`);
+  if (!cell) return null;
+  const box = cell.closest('.virtual-table-viewport').getBoundingClientRect();
+  const r = cell.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return {text: cell.innerText.trim(), left: r.left, right: r.right, box_left: box.left,
+          box_right: box.right, window: window.innerWidth, on_top: !!hit && cell.contains(hit)};
+}"""
+
+
+def assert_verdict_in_view(page) -> str:
+    """The first row's anomaly_type is inside the window and its table's box, not covered."""
+    cell = page.evaluate(VERDICT_CELL_JS)
+    assert cell is not None, "the result table has no anomaly_type cell"
+    assert cell["box_left"] - 1 <= cell["left"] and cell["right"] <= cell["box_right"] + 1, cell
+    assert cell["left"] >= 0 and cell["right"] <= cell["window"] and cell["on_top"], cell
+    return cell["text"]
+
+
+def daily_axis_ticks(page) -> list[tuple[float, str]]:
+    """The daily chart's y tick labels with their height on screen, bottom first."""
+    page.wait_for_selector("#chart-daily .ytick text")
+    ticks = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#chart-daily .ytick text'))
+          .map(t => [t.getBoundingClientRect().top, t.textContent])"""
+    )
+    return sorted(((-top, text) for top, text in ticks), key=lambda tick: tick[0])
+
+
+def tick_value(text: str) -> float:
+    scale = {"k": 1e3, "M": 1e6}.get(text[-1:], 1.0)
+    return float(text.rstrip("kM")) * scale
+
+
 pytestmark_browser = pytest.mark.timeout(150)
 pytestmark = pytest.mark.filterwarnings(  # raised inside Gradio's queue under pandas 3
     "ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword is deprecated:Warning"
@@ -493,7 +694,7 @@ pytestmark = pytest.mark.filterwarnings(  # raised inside Gradio's queue under p
 
 
 @pytestmark_browser
-def test_full_investigation(page, web_url: str) -> None:
+def test_full_investigation(page, web_url: str, capfd) -> None:
     truth = next(  # the test's oracle: a rate anomaly of the task
         r
         for r in build_episode(config_for("medium_mixed_pair")).expected_rows
@@ -503,19 +704,35 @@ def test_full_investigation(page, web_url: str) -> None:
 
     # Reset a named task.
     choose(page, "task-picker", "medium_mixed_pair")
-    page.wait_for_function("() => document.querySelector('#reset-seed input').value === '2002'")
+    page.wait_for_function("() => document.querySelector('#reset-seed textarea').value === '2002'")
     page.click("#reset-button")
     wait_text(page, "#status-bar", "medium_mixed_pair")
     wait_text(page, "#episode-overview", "There are 3 anomaly rows")
 
-    # Discovery: list_suspicious_dates (the default method); its dates are flagged in the charts.
+    # The daily counts' log axis reads 2k, 5k, 10k, 20k: clean values, rising (not Plotly's
+    # minor labels "3, 2, 10k, 9, ...").
+    ticks = daily_axis_ticks(page)
+    assert len(ticks) >= 3 and all(CLEAN_TICK.match(text) for _, text in ticks), ticks
+    values = [tick_value(text) for _, text in ticks]
+    assert values == sorted(set(values)), ticks
+
+    # Discovery: list_suspicious_dates over the conversion rates (an enum argument: a dropdown
+    # that starts at "(any)"). Its dates are hints in the charts, not verdicts.
+    choose(page, "method-picker", "list_suspicious_dates")
+    page.locator("#arg-entity_type").wait_for(state="visible")
+    assert page.locator("#arg-entity_type input").input_value() == "(any)"
+    choose(page, "arg-entity_type", "conversion_rate")
     page.click("#run-method")
     wait_text(page, "#status-bar", "Budget 25 of 27 units left")
     wait_text(page, "#result-table", "top_metric")
-    assert re.search(r"\d{4}-\d{2}-\d{2}", _text(page, "#result-table"))
-    page.wait_for_function(
-        "() => document.querySelector('#chart-daily').innerText.includes('flagged by a detector')"
-    )
+    ranked = re.findall(r"\d{4}-\d{2}-\d{2}", _text(page, "#result-table"))
+    assert ranked and "conversion_rate" in _text(page, "#result-table")
+    assert "event_count" not in _text(page, "#result-table")  # only the type asked for
+    wait_text(page, "#chart-daily", "ranked unusual (hint)")
+    assert "flagged" not in _text(page, "#chart-daily")
+    choose(page, "chart-date", ranked[0])
+    hourly = wait_chart_title(page, "chart-hourly", f"on {ranked[0]}")
+    assert "ranked unusual (hint)" in hourly and "flagged" not in hourly
 
     # Targeted: compare_rate_to_median confirms the anomaly; its row goes to the submission.
     choose(page, "method-picker", "compare_rate_to_median")
@@ -525,18 +742,18 @@ def test_full_investigation(page, web_url: str) -> None:
     page.click("#run-method")
     wait_text(page, "#status-bar", "Budget 24 of 27 units left")
     wait_text(page, "#result-table", truth.anomaly_type)
+    assert assert_verdict_in_view(page) == truth.anomaly_type
     assert "1 row(s) can be added" in _text(page, "#run-message")
+    wait_text(page, "#chart-daily", "flagged by compare_rate_to_median")
     page.click("#add-result-rows")
     wait_text(page, "#hand-rows", truth.entity_name)
 
     # Every chart renders; hourly and funnel follow the date of the last method call.
     assert chart_title(page, "chart-daily") == "Daily counts per event"
     assert chart_title(page, "chart-rates").startswith("Conversion rates")
-    page.wait_for_function(
-        "(d) => (document.querySelector('#chart-hourly .gtitle')?.textContent || '').includes(d)",
-        arg=truth.date,
-    )
-    assert f"Hourly app_opens on {truth.date}" in chart_title(page, "chart-hourly")
+    hourly = wait_chart_title(page, "chart-hourly", truth.date)
+    assert f"Hourly app_opens on {truth.date}" in hourly
+    assert f"flagged by compare_rate_to_median: {truth.anomaly_type}: {truth.entity_name}" in hourly
     assert chart_title(page, "chart-funnel").startswith(f"Funnel on {truth.date}")
     choose(page, "chart-event", "orders_placed")
     page.wait_for_function(
@@ -545,7 +762,7 @@ def test_full_investigation(page, web_url: str) -> None:
 
     # Submission: the typed row plus a generator; preview, submit, read the score.
     choose(page, "gen-method", "get_absolute_spike_in_event_count_rows")
-    page.fill("#gen-threshold input", "2.5")
+    page.fill("#gen-threshold textarea", "2.5")
     page.click("#add-generator")
     wait_text(page, "#generators-table", "get_absolute_spike_in_event_count_rows")
     wait_text(page, "#generated-rows", "compare_count_to_median")  # the rows it will send
@@ -560,6 +777,9 @@ def test_full_investigation(page, web_url: str) -> None:
     breakdown = _text(page, "#reward-breakdown")
     assert "precision" in breakdown and "extra_row_penalty" in breakdown
     assert page.locator("#debug-panel").count() == 0
+    assert_page_fits_the_window(page)
+    assert_headers_keep_whole_words(page)
+    assert "Traceback" not in capfd.readouterr().err
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "debugger.png"
@@ -590,11 +810,15 @@ def test_landing_page_and_one_episode_per_tab(browser, web_url: str) -> None:
         table = _text(first, "#task-table")
         assert all(task_id in table for task_id in NAMED_TASKS)
         assert "easy_single_spike" in _text(first, "#status-bar")
+        # The first step the status line recommends is the method the picker opens on.
+        assert "Start with task_overview" in _text(first, "#status-bar")
+        assert "task_overview" in first.locator("#method-picker input").input_value()
         assert "Playground" not in first.content()  # not OpenEnv's generic tab
         assert first.locator("#debug-panel").count() == 0  # standard mode: no hidden truth
         # Each tab is its own episode.
-        first.click("#run-method")
-        wait_text(first, "#status-bar", "Budget 16 of 18 units left")
+        first.click("#run-method")  # task_overview, 1 unit
+        wait_text(first, "#status-bar", "Budget 17 of 18 units left")
+        wait_text(first, "#result-table", "anomaly_type")
         assert "Budget 18 of 18 units left" in _text(second, "#status-bar")
         # Agent sessions are served alongside.
         reset = httpx.post(f"{web_url}/reset", json={"task_id": "hard_mixed_multi"}, timeout=10)
@@ -617,3 +841,53 @@ def test_debug_panel_in_debug_mode(browser, debug_web_url: str) -> None:
         assert "decoy_of" in _text(page, "#debug-schedule")
     finally:
         context.close()
+
+
+@pytestmark_browser
+@pytest.mark.parametrize(
+    ("width", "method_name"), [(1400, "compare_rate_to_median"), (800, "detect_funnel_break")]
+)
+def test_targeted_results_fit_the_window(browser, web_url: str, width: int, method_name: str) -> None:
+    """A wide result table scrolls inside its own box: the page keeps the window's width,
+    headers keep whole words and the verdict column stays in view."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        open_debugger(page, web_url)
+        assert_page_fits_the_window(page)
+        choose(page, "method-picker", method_name)
+        page.locator("#arg-date").wait_for(state="visible")
+        page.click("#run-method")
+        wait_text(page, "#result-table", "threshold.rule")
+        page.wait_for_selector("#result-table [data-testid=cell-0-0]")
+        assert_page_fits_the_window(page)
+        assert_headers_keep_whole_words(page)
+        verdict = assert_verdict_in_view(page)
+        assert verdict == "normal" or verdict in {f.anomaly_type for f in FAMILIES}
+    finally:
+        context.close()
+
+
+@pytestmark_browser
+def test_bad_numbers_are_said_by_name(page, web_url: str, capfd) -> None:
+    """A typo in a number field is refused with the field's name and what it accepts: no
+    default run in its place, no red Error badges, no traceback in the server's log."""
+    open_debugger(page, web_url)
+    capfd.readouterr()
+    choose(page, "method-picker", "list_suspicious_dates")
+    page.locator("#arg-limit").wait_for(state="visible")
+    for typed, said in (("abc", "limit: 'abc' is not a number"), ("0", "limit: 0 is out of range")):
+        page.fill("#arg-limit textarea", typed)
+        page.click("#run-method")
+        wait_text(page, "#run-message", said)
+        assert "enter a whole number from 1 to 28" in _text(page, "#run-message")
+    page.fill("#gen-threshold textarea", "lots")
+    page.click("#add-generator")
+    wait_text(page, "#feedback", "threshold_multiplier: 'lots' is not a number; enter a number from 0 to 100")
+    page.fill("#reset-seed textarea", "abc")
+    page.click("#reset-button")
+    wait_text(page, "#status-bar", "Reset refused: seed must be a non-negative integer, got 'abc'")
+    assert "Budget 18 of 18 units left" in _text(page, "#status-bar")  # nothing was run
+    assert page.locator("[data-testid=status-tracker] .error").count() == 0
+    assert "Traceback" not in capfd.readouterr().err

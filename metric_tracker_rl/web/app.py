@@ -23,7 +23,7 @@ from metric_tracker_rl.tasks import NAMED_TASKS
 from metric_tracker_rl.web import DEBUGGER_TITLE, data
 from metric_tracker_rl.web.session import DebuggerSession
 
-FIRST_METHOD = "list_suspicious_dates"
+FIRST_METHOD = "task_overview"  # what the reset message recommends ("Start with task_overview.")
 ALL_GENERATOR_ENTITIES = "(all entities)"
 GENERATOR_COLUMNS = ["method_name", "metric_name", "threshold_multiplier"]
 EVENT_OPTS: dict[str, Any] = {"concurrency_limit": None}  # per-tab state: nothing to serialise
@@ -35,8 +35,20 @@ INTRO = (
     "Every browser tab is its own episode."
 )
 
-# OpenEnv's theme caps the page at 1120px; the charts want more room.
-CSS = ".gradio-container { max-width: 1680px !important; }"
+# OpenEnv's theme caps the page at 1120px; the charts want more room, but never more than the
+# window. A table never widens the page: its box does not take its content's width
+# (inline-size containment), so a wide table scrolls inside it. Gradio sizes each column from
+# its header, so headers keep whole words; cells wrap between words.
+CSS = """
+.gradio-container { max-width: min(1680px, 100%) !important; }
+.gradio-container .table-container { contain: inline-size; }
+.gradio-container th .header {
+  white-space: nowrap !important; overflow-wrap: normal !important; word-break: normal !important;
+}
+#task-table { contain: inline-size; overflow-x: auto; }
+#task-table th, #task-table td { overflow-wrap: normal !important; word-break: normal !important; }
+#task-table td:first-child { white-space: nowrap; }
+"""
 
 
 def _frame(headers: list[str], rows: list[list[Any]]) -> pd.DataFrame:
@@ -45,6 +57,14 @@ def _frame(headers: list[str], rows: list[list[Any]]) -> pd.DataFrame:
 
 def _empty(headers: list[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(columns=headers or [""])
+
+
+def _markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = [headers, ["---"] * len(headers), *rows]
+    return "\n".join("| " + " | ".join(map(cell, line)) + " |" for line in lines)
 
 
 # --- builders of the reactive pieces -----------------------------------------------------
@@ -59,19 +79,19 @@ def _charts(session: DebuggerSession, date: str | None, event: str | None) -> li
         return [gr.skip()] * 4
     date = date if date in episode.date_index else episode.dates[0]
     event = event if event in C.EVENTS else C.EVENTS[0]
-    flags = tuple((d, tuple(r)) for d, r in session.flags.items())
+    marks = tuple((d, tuple(m)) for d, m in session.marks.items())
     keys = {
-        "daily": (id(episode), flags),
-        "hourly": (id(episode), date, event, tuple(session.flags.get(date, ()))),
+        "daily": (id(episode), marks),
+        "hourly": (id(episode), date, event, tuple(session.marks.get(date, ()))),
         "funnel": (id(episode), date),
     }
     stale = {name for name, key in keys.items() if session.chart_keys.get(name) != key}
     session.chart_keys.update(keys)
     series = data.daily_series(episode) if "daily" in stale else None
     return [
-        charts.daily_counts_figure(series, session.flags) if series else gr.skip(),
-        charts.rates_figure(series, session.flags) if series else gr.skip(),
-        charts.hourly_figure(data.hourly_profile(episode, date, event), session.flags.get(date))
+        charts.daily_counts_figure(series, session.marks) if series else gr.skip(),
+        charts.rates_figure(series, session.marks) if series else gr.skip(),
+        charts.hourly_figure(data.hourly_profile(episode, date, event), session.marks.get(date))
         if "hourly" in stale
         else gr.skip(),
         charts.funnel_figure(data.funnel_shape(episode, date)) if "funnel" in stale else gr.skip(),
@@ -156,6 +176,9 @@ def build_debugger(
     first_task = next(iter(NAMED_TASKS))
     defaults = data.task_defaults(first_task)
     choices = data.reset_choices()
+    threshold_control = next(
+        c for c in data.argument_controls(GENERATOR_METHODS[0]) if c.name == "threshold_multiplier"
+    )
 
     with gr.Blocks(title=title or DEBUGGER_TITLE, fill_width=True) as demo:
         session_state = gr.State(None)
@@ -169,8 +192,11 @@ def build_debugger(
                 gr.Markdown("### Episode")
                 task = gr.Dropdown(data.task_choices(), value=first_task, label="task", elem_id="task-picker")
                 with gr.Row():
-                    seed = gr.Number(
-                        defaults["seed"], label="seed", precision=0, minimum=0, elem_id="reset-seed"
+                    seed = gr.Textbox(  # a text box: a typo is refused by name, not replaced
+                        str(defaults["seed"]),
+                        label="seed",
+                        placeholder="a whole number >= 0",
+                        elem_id="reset-seed",
                     )
                     difficulty = gr.Dropdown(
                         choices["difficulty"],
@@ -198,15 +224,9 @@ def build_debugger(
                         elem_id="reset-anomaly-count",
                     )
                 reset_button = gr.Button("Reset episode", variant="primary", elem_id="reset-button")
-            with gr.Column(scale=2):
-                gr.Dataframe(
-                    _frame(*data.task_table()),
-                    label="Named tasks",
-                    interactive=False,
-                    wrap=True,
-                    column_widths=["18%", "10%", "9%", "63%"],
-                    elem_id="task-table",
-                )
+            with gr.Column(scale=2, min_width=480):
+                # A plain table: its description column takes the room left and wraps.
+                gr.Markdown(f"**Named tasks**\n\n{_markdown_table(*data.task_table())}", elem_id="task-table")
                 overview = gr.Markdown(elem_id="episode-overview")
 
         # --- analysis methods and charts ------------------------------------------------
@@ -264,12 +284,10 @@ def build_debugger(
                         label="metric_name",
                         elem_id="gen-metric",
                     )
-                    generator_threshold = gr.Number(
-                        2.0,
+                    generator_threshold = gr.Textbox(
+                        data.number_text(threshold_control),
                         label="threshold_multiplier",
-                        minimum=0.0,
-                        maximum=100.0,
-                        step=0.5,
+                        placeholder=threshold_control.accepted(),
                         elem_id="gen-threshold",
                     )
                 with gr.Row():
@@ -404,7 +422,7 @@ def build_debugger(
             if not values:
                 return [gr.skip()] * 5
             return [
-                values["seed"],
+                str(values["seed"]),
                 values["scenario_family"],
                 values["difficulty"],
                 values["anomaly_density"],
@@ -430,9 +448,12 @@ def build_debugger(
                     update["value"] = (
                         [] if own.kind == "entities" else (entity_names[0] if own.required else None)
                     )
+                elif own.kind == "choice":
+                    update["choices"] = own.dropdown_choices()
+                    update["value"] = own.dropdown_choices()[0]
                 elif own.kind in ("integer", "number"):
-                    update["value"] = own.default
-                    update["minimum"], update["maximum"] = own.minimum, own.maximum
+                    update["value"] = data.number_text(own)
+                    update["placeholder"] = own.accepted()
                 elif own.kind == "json":
                     update["value"] = data.json_example(method_name, own)
                 updates.append(gr.update(**update))
@@ -446,8 +467,9 @@ def build_debugger(
             by_key = {c.key: v for c, v in zip(controls, values, strict=True)}
             try:
                 args = data.method_arguments(method_name, by_key)
-            except data.ArgumentError as err:
-                return [session, gr.skip(), f"**Not sent:** {err}", gr.skip(), gr.skip(), gr.skip()]
+            except data.ArgumentError as err:  # a typo: said by name, nothing spent
+                message = f"**Not sent (no budget used):** {err}"
+                return [session, gr.skip(), message, gr.skip(), gr.skip(), gr.skip()]
             observation = session.run_method(method_name, args)
             result = observation.analysis_result or {}
             if "result" in result:
@@ -492,9 +514,13 @@ def build_debugger(
 
         def add_generator(session, method_name, metric_name, threshold):
             session = _session(session)
+            try:
+                multiplier = data.parse_number(threshold_control, threshold)
+            except data.ArgumentError as err:
+                return session, gr.skip(), gr.skip(), f"**Generator not added:** {err}"
             spec: dict[str, Any] = {
                 "method_name": method_name,
-                "threshold_multiplier": float(2.0 if threshold is None else threshold),
+                "threshold_multiplier": threshold_control.default if multiplier is None else multiplier,
             }
             if metric_name and metric_name != ALL_GENERATOR_ENTITIES:
                 spec["metric_name"] = metric_name
@@ -515,19 +541,11 @@ def build_debugger(
             if session.episode is None:
                 return "Reset an episode first.", gr.skip(), gr.skip(), gr.skip()
             observation = session.preview(_hand_rows(table))
-            if observation.status == "error":
-                return data.budget_line(observation), f"**Error:** {observation.message}", _empty(), gr.skip()
-            preview_result = observation.submission_preview
-            lines = [
-                f"**Preview:** {preview_result['rows']} row(s), {preview_result['valid_rows']} valid, "
-                f"{preview_result['invalid_rows']} invalid, {preview_result['duplicate_rows']} duplicate."
-            ]
-            lines.extend(f"- {issue}" for issue in preview_result["issues"])
             return (
                 data.budget_line(observation),
-                "\n".join(lines),
+                data.preview_markdown(observation),
                 _empty(),
-                _rows_frame(session.generated_rows()),
+                _rows_frame(session.generated_rows()) if observation.submission_preview else gr.skip(),
             )
 
         def submit(session, table):
@@ -613,15 +631,13 @@ def _control_component(control: data.ArgumentControl, method_name: str) -> gr.co
     if control.kind in ("entity", "entities"):
         entity_names = data.entity_choices(method_name if visible else "")
         return gr.Dropdown(entity_names, multiselect=control.kind == "entities", **common)
+    if control.kind == "choice":
+        return gr.Dropdown(control.dropdown_choices(), value=control.dropdown_choices()[0], **common)
     if control.kind in ("integer", "number"):
-        default = own.default if own is not None else control.default
-        return gr.Number(
-            default,
-            precision=0 if control.kind == "integer" else None,
-            minimum=control.minimum,
-            maximum=control.maximum,
-            **common,
-        )
+        # A text box, parsed by data.parse_number: gr.Number would turn a typo into the
+        # default silently, and refuse an out-of-range value with an error badge and a traceback.
+        shown = own if own is not None else control
+        return gr.Textbox(data.number_text(shown), placeholder=shown.accepted(), **common)
     return gr.Code(
         json.dumps(None) if not visible else data.json_example(method_name, control),
         language="json",

@@ -1,21 +1,30 @@
 """Plotly figures of the debugger, built from the series in ``web.data``.
 
 Imported on the first chart render, not at server start (Plotly is not needed to serve).
-Dates a detector flagged are shaded in every daily chart.
+Every daily chart shades the dates results pointed at: red where a detection method
+flagged the date (a verdict), amber where a ranking or a generator only hinted at it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.web.data import DailySeries, FunnelShape, HourlyProfile
+from metric_tracker_rl.web.data import DailySeries, DateMark, FunnelShape, HourlyProfile, Marks
 
 FLAG_COLOR = "rgba(220, 38, 38, 0.14)"
 FLAG_MARKER = "rgb(220, 38, 38)"
+HINT_COLOR = "rgba(217, 119, 6, 0.10)"
+HINT_MARKER = "rgb(217, 119, 6)"
+MARK_STYLE = {  # kind -> (shading, marker symbol, marker colour, height above the top value)
+    "flagged": (FLAG_COLOR, "triangle-down", FLAG_MARKER, 1.35),
+    "hint": (HINT_COLOR, "triangle-down-open", HINT_MARKER, 1.15),
+}
+LOG_TICK_STEPS = (1, 2, 5)  # the log axis labels 1, 2, 5 x 10^k only
 MEDIAN_COLOR = "rgb(100, 116, 139)"
 BAND_COLOR = "rgba(100, 116, 139, 0.16)"
 RATE_COLOR = "rgb(37, 99, 235)"
@@ -33,38 +42,96 @@ def _day_bounds(date: str) -> tuple[str, str]:
     return start.isoformat(), (start + dt.timedelta(days=1)).isoformat()
 
 
-def _shade_flags(fig: go.Figure, flags: dict[str, list[str]], **where: object) -> None:
-    for date in flags:
-        x0, x1 = _day_bounds(date)
-        fig.add_vrect(x0=x0, x1=x1, fillcolor=FLAG_COLOR, line_width=0, layer="below", **where)
+def _strongest(marks: list[DateMark]) -> str:
+    return "flagged" if any(m.kind == "flagged" for m in marks) else "hint"
 
 
-def daily_counts_figure(series: DailySeries, flags: dict[str, list[str]]) -> go.Figure:
-    """Daily count per funnel event (log scale) with flagged dates shaded."""
+def _shading(marks: Marks, axes: tuple[str, ...] = ("x",)) -> list[dict[str, object]]:
+    """One full-height column per marked date and x axis: red if flagged, amber if a hint."""
+    return [
+        {
+            "type": "rect",
+            "xref": axis,
+            "yref": "paper",
+            "x0": x0,
+            "x1": x1,
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": MARK_STYLE[_strongest(day_marks)][0],
+            "line": {"width": 0},
+            "layer": "below",
+        }
+        for date, day_marks in marks.items()
+        for x0, x1 in [_day_bounds(date)]
+        for axis in axes
+    ]
+
+
+def _short_number(value: float) -> str:
+    """1000 -> 1k, 20000 -> 20k, 1500000 -> 1.5M."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Ticks of a log axis over [low, high]: only 1, 2, 5 x 10^k, labelled 1k, 2k, 5k, 10k, ..."""
+    low, high = max(low, 1.0), max(high, 1.0)
+    values = [
+        step * 10.0**exponent
+        for exponent in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+        for step in LOG_TICK_STEPS
+    ]
+    shown = [v for v in values if low / 2 <= v <= high * 2]
+    return shown, [_short_number(v) for v in shown]
+
+
+def daily_counts_figure(series: DailySeries, marks: Marks) -> go.Figure:
+    """Daily count per funnel event (log scale) with the dates results pointed at marked."""
     fig = go.Figure()
     for event, values in series.counts.items():
         fig.add_trace(
             go.Scatter(x=series.dates, y=values, mode="lines+markers", name=event, marker={"size": 5})
         )
-    if flags:
-        top = max(max(v) for v in series.counts.values()) * 1.25
+    counts = [v for values in series.counts.values() for v in values if v > 0]
+    low, high = (min(counts), max(counts)) if counts else (1.0, 10.0)
+    by_label: dict[str, list[tuple[str, DateMark]]] = {}
+    for date, day_marks in marks.items():
+        for mark in day_marks:
+            by_label.setdefault(mark.label, []).append((date, mark))
+    for label, found in sorted(by_label.items(), key=lambda item: item[1][0][1].kind != "flagged"):
+        kind = found[0][1].kind
+        _, symbol, color, above = MARK_STYLE[kind]
+        dates = list(dict.fromkeys(d for d, _ in found))
         fig.add_trace(
             go.Scatter(
-                x=list(flags),
-                y=[top] * len(flags),
+                x=dates,
+                y=[high * above] * len(dates),
                 mode="markers",
-                name="flagged by a detector",
-                marker={"symbol": "triangle-down", "size": 11, "color": FLAG_MARKER},
-                text=["<br>".join(reasons) for reasons in flags.values()],
-                hovertemplate="%{x}<br>%{text}<extra>flagged</extra>",
+                name=label,
+                marker={"symbol": symbol, "size": 11, "color": color, "line": {"width": 2, "color": color}},
+                text=["<br>".join(m.reason for d, m in found if d == date) for date in dates],
+                hovertemplate=f"%{{x}}<br>%{{text}}<extra>{label}</extra>",
             )
         )
-        _shade_flags(fig, flags)
-    fig.update_layout(title="Daily counts per event", yaxis_type="log", yaxis_title="events / day", **LAYOUT)
+    tick_values, tick_text = log_ticks(low, high * MARK_STYLE["flagged"][3])
+    fig.update_layout(
+        title="Daily counts per event",
+        shapes=_shading(marks),
+        yaxis={
+            "type": "log",
+            "title": "events / day (log scale)",
+            "tickmode": "array",
+            "tickvals": tick_values,
+            "ticktext": tick_text,
+        },
+        **LAYOUT,
+    )
     return fig
 
 
-def rates_figure(series: DailySeries, flags: dict[str, list[str]]) -> go.Figure:
+def rates_figure(series: DailySeries, marks: Marks) -> go.Figure:
     """Each conversion rate with its median and the band the detector tolerates."""
     metrics = list(series.rates)
     fig = make_subplots(rows=3, cols=2, subplot_titles=metrics, shared_xaxes=True, vertical_spacing=0.09)
@@ -117,33 +184,20 @@ def rates_figure(series: DailySeries, flags: dict[str, list[str]]) -> go.Figure:
         rows += [i // 2 + 1] * 3
         cols += [i % 2 + 1] * 3
     fig.add_traces(traces, rows=rows, cols=cols)
-    # One shaded column per flagged date and subplot column (faster than add_vrect per subplot).
-    fig.update_layout(
-        shapes=[
-            {
-                "type": "rect",
-                "xref": axis,
-                "yref": "paper",
-                "x0": x0,
-                "x1": x1,
-                "y0": 0,
-                "y1": 1,
-                "fillcolor": FLAG_COLOR,
-                "line": {"width": 0},
-                "layer": "below",
-            }
-            for x0, x1 in map(_day_bounds, flags)
-            for axis in ("x", "x2")
-        ]
-    )
+    # One shaded column per marked date and subplot column (faster than add_vrect per subplot).
+    fig.update_layout(shapes=_shading(marks, ("x", "x2")))
     fig.update_layout(title="Conversion rates (%) with their median band", height=620, **LAYOUT)
     fig.update_layout(legend={"orientation": "h", "y": -0.08})
     fig.update_annotations(font_size=11)
     return fig
 
 
-def hourly_figure(profile: HourlyProfile, flagged_reasons: list[str] | None = None) -> go.Figure:
-    """An event's hourly counts on a date against the median hourly profile."""
+def hourly_figure(profile: HourlyProfile, marks: list[DateMark] | None = None) -> go.Figure:
+    """An event's hourly counts on a date against the median hourly profile.
+
+    The title's second line says what results said about the date: which detection method
+    flagged what, or that the date was only ranked unusual (a hint, not a verdict).
+    """
     fig = go.Figure()
     fig.add_vrect(
         x0=min(C.DAYTIME_HOURS) - 0.5, x1=max(C.DAYTIME_HOURS) + 0.5, fillcolor=BAND_COLOR, line_width=0
@@ -162,13 +216,28 @@ def hourly_figure(profile: HourlyProfile, flagged_reasons: list[str] | None = No
         f"Hourly {profile.event} on {profile.date}: daytime share {profile.daytime_share:.1f}% "
         f"(median {profile.median_daytime_share:.1f}%)"
     )
-    if flagged_reasons:
-        title += " · flagged"
+    note = _marks_note(marks or [])
+    if note:
+        title += f"<br><span style='font-size: 12px'>{note}</span>"
     fig.update_layout(
         title=title, xaxis_title="hour (shaded: daytime 08:00-19:59)", yaxis_title="events / hour", **LAYOUT
     )
+    if note:
+        fig.update_layout(margin={**LAYOUT["margin"], "t": 72})
     fig.update_xaxes(dtick=2)
     return fig
+
+
+def _marks_note(marks: list[DateMark]) -> str:
+    """``flagged by compare_rate_to_median: rate_spike_from_median: app_open_...`` or the hint."""
+    verdicts: dict[str, list[str]] = {}
+    for mark in marks:
+        if mark.kind == "flagged":
+            verdicts.setdefault(mark.label, []).append(mark.reason)
+    if verdicts:
+        return "; ".join(f"{label}: {', '.join(reasons)}" for label, reasons in verdicts.items())
+    hints = sorted({m.label for m in marks})
+    return f"{', '.join(hints)}: not a verdict" if hints else ""
 
 
 def funnel_figure(shape: FunnelShape) -> go.Figure:

@@ -26,8 +26,9 @@ from metric_tracker_rl.tasks import NAMED_TASKS
 
 CUSTOM_TASK = "custom"  # the task picker's entry for a free (seed, family, ...) config
 DEFAULT_CHOICE = "default"  # a reset dropdown left at its default sends nothing
+ANY_CHOICE = "(any)"  # an optional choice argument left open sends nothing (the method's default)
 
-ControlKind = Literal["date", "entity", "entities", "integer", "number", "json"]
+ControlKind = Literal["date", "entity", "entities", "choice", "integer", "number", "json"]
 
 
 # --- tasks and reset ---------------------------------------------------------------------
@@ -126,11 +127,31 @@ class ArgumentControl:
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] = ()  # the allowed values of a "choice" argument
 
     @property
     def key(self) -> str:
         """Methods share a control when name and kind agree (``date``, ``limit``, ...)."""
         return f"{self.name}:{self.kind}"
+
+    def dropdown_choices(self) -> list[str]:
+        """A choice argument's dropdown: its values, led by ``(any)`` when it may be left out."""
+        return list(self.choices) if self.required else [ANY_CHOICE, *self.choices]
+
+    def accepted(self) -> str:
+        """What a number field accepts, in words (for messages and placeholders)."""
+        what = "a whole number" if self.kind == "integer" else "a number"
+        if self.minimum is not None and self.maximum is not None:
+            what += f" from {_number_text(self.minimum)} to {_number_text(self.maximum)}"
+        elif self.minimum is not None:
+            what += f" of at least {_number_text(self.minimum)}"
+        elif self.maximum is not None:
+            what += f" of at most {_number_text(self.maximum)}"
+        if not self.required:
+            what += " (empty: the default" + (
+                f" {_number_text(self.default)})" if self.default is not None else ")"
+            )
+        return what
 
 
 def _unwrap_optional(prop: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +164,8 @@ def _unwrap_optional(prop: dict[str, Any]) -> dict[str, Any]:
 def _control_kind(name: str, prop: dict[str, Any]) -> ControlKind:
     prop = _unwrap_optional(prop)
     kind = prop.get("type")
+    if kind == "string" and "enum" in prop:
+        return "choice"
     if kind == "string" and (name == "date" or name.endswith("_date")):
         return "date"
     if kind == "string" and name.endswith("_name"):
@@ -172,9 +195,19 @@ def argument_controls(method_name: str) -> list[ArgumentControl]:
                 default=prop.get("default"),
                 minimum=flat.get("minimum"),
                 maximum=flat.get("maximum"),
+                choices=tuple(flat.get("enum", ())),
             )
         )
     return controls
+
+
+def number_text(control: ArgumentControl) -> str:
+    """What a number field shows when its method is picked: the default, or nothing."""
+    return "" if control.default is None else _number_text(control.default)
+
+
+def _number_text(value: float | int) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def all_argument_controls() -> list[ArgumentControl]:
@@ -218,6 +251,34 @@ class ArgumentError(ValueError):
     """A debugger input that cannot become a method argument (bad JSON, not a number)."""
 
 
+def parse_number(control: ArgumentControl, value: Any) -> int | float | None:
+    """A number field's text (number fields are text boxes: the debugger parses them itself,
+    so a typo is reported instead of being replaced by the default). Empty means the default
+    (``None``); anything else that is not a number in range raises ``ArgumentError`` naming
+    the field and what it accepts."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = value.strip() if isinstance(value, str) else value
+    if text == "":
+        return None
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{control.name}: {text!r} is not a number; enter {control.accepted()}") from None
+    whole = control.kind == "integer"
+    if not math.isfinite(number) or (whole and not number.is_integer()):
+        shown = f"{text!r}" if isinstance(text, str) else _number_text(number)
+        kind = "a whole number" if whole else "a finite number"
+        raise ArgumentError(f"{control.name}: {shown} is not {kind}; enter {control.accepted()}")
+    too_low = control.minimum is not None and number < control.minimum
+    too_high = control.maximum is not None and number > control.maximum
+    if too_low or too_high:
+        raise ArgumentError(
+            f"{control.name}: {_number_text(number)} is out of range; enter {control.accepted()}"
+        )
+    return int(number) if whole else number
+
+
 def method_arguments(method_name: str, values: dict[str, Any]) -> dict[str, Any]:
     """Turn the controls' values (by control key) into ``analysis_args`` for one method.
 
@@ -236,17 +297,10 @@ def method_arguments(method_name: str, values: dict[str, Any]) -> dict[str, Any]
                 except json.JSONDecodeError as err:
                     raise ArgumentError(f"{control.name}: not valid JSON ({err.msg})") from None
         elif control.kind in ("integer", "number"):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                value = None
-            elif control.kind == "integer":
-                if float(value) != int(float(value)):
-                    raise ArgumentError(f"{control.name}: must be a whole number, got {value}")
-                value = int(float(value))
-            else:
-                value = float(value)
+            value = parse_number(control, value)
         elif control.kind == "entities":
             value = list(value) if value else None
-        elif value == "":
+        elif value in ("", ANY_CHOICE):
             value = None
         if value is None and not control.required:
             continue
@@ -271,27 +325,39 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# The verdict leads a table: in a narrow window the columns after it scroll, it stays in view.
+LEADING_COLUMNS = ("date", "anomaly_type", "entity_name")
+
+
 def _records_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     flat = [_flatten(r) for r in records]
     headers: list[str] = []
     for row in flat:
         headers.extend(k for k in row if k not in headers)
+    headers = [h for h in LEADING_COLUMNS if h in headers] + [h for h in headers if h not in LEADING_COLUMNS]
     return headers, [[row.get(h) for h in headers] for row in flat]
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
 
 
 def result_table(result: Any) -> tuple[list[str], list[list[Any]]]:
     """A readable table for a method's result.
 
-    The first list of objects in the result becomes the rows (rows, dates, assessments,
-    hourly rows, families); a single object (an assessment) becomes one row; anything else
-    becomes field/value pairs. The full result stays available as JSON next to it.
+    A detector's assessments (its verdicts) become the rows; otherwise the first list of
+    objects in the result (rows, dates, hourly rows, families); a single object (an
+    assessment) becomes one row; anything else becomes field/value pairs. The full result
+    stays available as JSON next to it.
     """
-    if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+    if _is_records(result):
         return _records_table(result)
     if not isinstance(result, dict):
         return ["value"], [[json.dumps(result)]]
+    if _is_records(result.get("assessments")):
+        return _records_table(result["assessments"])
     for value in result.values():
-        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        if _is_records(value):
             return _records_table(value)
     if "anomaly_type" in result and "entity_name" in result:
         return _records_table([result])
@@ -318,8 +384,8 @@ def result_rows(result: Any) -> list[dict[str, Any]]:
     """Submission rows inside a result: generator rows, or assessments a detector flagged."""
     if not isinstance(result, dict):
         return []
-    if isinstance(result.get("rows"), list) and "row_count" in result:
-        return [dict(r) for r in result["rows"]]
+    if isinstance(result.get("rows"), list) and "row_count" in result:  # generators (not raw data)
+        return [dict(r) for r in result["rows"] if isinstance(r, dict) and "anomaly_type" in r]
     items = result.get("assessments") if isinstance(result.get("assessments"), list) else [result]
     return [
         _row_only(a) for a in items if isinstance(a, dict) and a.get("anomaly_type") not in (None, "normal")
@@ -330,33 +396,69 @@ def _row_only(assessment: dict[str, Any]) -> dict[str, Any]:
     return {k: assessment[k] for k in ROW_FIELDS if k in assessment}
 
 
-def flagged_dates(method_name: str, result: Any) -> dict[str, list[str]]:
-    """Dates a detector pointed at, with a short reason each (for the charts' markers).
+DETECTION_METHODS = frozenset(f.detection_method for f in FAMILIES)
+RANKING_METHOD = "list_suspicious_dates"
+MarkKind = Literal["flagged", "hint"]
 
-    ``list_suspicious_dates`` marks its ranked dates; targeted detectors and generators
-    mark the dates of the rows they flag.
+
+@dataclass(frozen=True)
+class DateMark:
+    """Why the charts mark a date: a detection method's verdict (``flagged``), or a hint
+    (a ranking or a generator's threshold row), which is not a verdict."""
+
+    kind: MarkKind
+    method: str  # the analysis method that produced it
+    reason: str  # one short line for the hover text
+
+    @property
+    def label(self) -> str:
+        """The legend entry: verdicts by their detection method, hints as hints."""
+        if self.kind == "flagged":
+            return f"flagged by {self.method}"
+        if self.method == RANKING_METHOD:
+            return "ranked unusual (hint)"
+        return "generator row (hint)"
+
+
+Marks = dict[str, list[DateMark]]  # by date, in the order they were found
+
+
+def date_marks(method_name: str, result: Any) -> Marks:
+    """The dates a result points at.
+
+    Only a detection method's non-``normal`` assessment flags a date; the ranking of
+    ``list_suspicious_dates`` and the threshold rows of generators are hints.
     """
-    out: dict[str, list[str]] = {}
+    out: Marks = {}
     if not isinstance(result, dict):
         return out
-    if method_name == "list_suspicious_dates":
-        for item in result.get("dates", []):
-            out.setdefault(item["date"], []).append(
-                f"suspicious: {item['top_metric']} (z {item['score']:.1f})"
-            )
+    if method_name == RANKING_METHOD:
+        for rank, item in enumerate(result.get("dates", []), start=1):
+            top = (item.get("signals") or [{}])[0]
+            signal = f"{top['entity_name']} {top['direction']}" if top else "no signal"
+            reason = f"ranked #{rank}: {signal} (z {item['score']:.1f})"
+            out.setdefault(item["date"], []).append(DateMark("hint", method_name, reason))
         return out
+    kind: MarkKind = "flagged" if method_name in DETECTION_METHODS else "hint"
     for row in result_rows(result):
         if "date" in row:
-            out.setdefault(row["date"], []).append(f"{row.get('anomaly_type')}: {row.get('entity_name')}")
+            reason = f"{row.get('anomaly_type')}: {row.get('entity_name')}"
+            out.setdefault(row["date"], []).append(DateMark(kind, method_name, reason))
     return out
 
 
-def merge_flags(into: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Union of flag reasons per date (no duplicate reasons), sorted by date."""
-    merged = {d: list(r) for d, r in into.items()}
-    for date, reasons in new.items():
-        merged.setdefault(date, []).extend(r for r in reasons if r not in merged.get(date, []))
+def merge_marks(into: Marks, new: Marks) -> Marks:
+    """Union of the marks per date (no duplicates), sorted by date."""
+    merged = {d: list(m) for d, m in into.items()}
+    for date, marks in new.items():
+        merged.setdefault(date, []).extend(m for m in marks if m not in merged.get(date, []))
     return dict(sorted(merged.items()))
+
+
+def flagged_only(marks: Marks) -> Marks:
+    """The dates a detection method flagged, with only those marks."""
+    out = {d: [m for m in ms if m.kind == "flagged"] for d, ms in marks.items()}
+    return {d: ms for d, ms in out.items() if ms}
 
 
 # --- chart series ------------------------------------------------------------------------
@@ -510,6 +612,20 @@ def breakdown_table(breakdown: dict[str, Any]) -> tuple[list[str], list[list[Any
         if name in breakdown:
             rows.append(["count", name, breakdown[name], None, None])
     return ["kind", "name", "value", "weight", "points"], rows
+
+
+def preview_markdown(observation: Any) -> str:
+    """What ``preview_submission`` found, or why there is no preview (a refused call, a
+    finished episode)."""
+    preview = observation.submission_preview
+    if observation.status == "error" or not preview:
+        return f"**No preview ({observation.status}):** {observation.message}"
+    lines = [
+        f"**Preview:** {preview['rows']} row(s), {preview['valid_rows']} valid, "
+        f"{preview['invalid_rows']} invalid, {preview['duplicate_rows']} duplicate."
+    ]
+    lines.extend(f"- {issue}" for issue in preview["issues"])
+    return "\n".join(lines)
 
 
 def feedback_markdown(observation: Any) -> str:

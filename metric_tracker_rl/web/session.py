@@ -1,5 +1,6 @@
 """One browser tab's episode: its own environment, the episode's public data for the
-charts, the dates detectors flagged, and the submission being built.
+charts, the dates results pointed at (detectors' verdicts and discovery hints), and the
+submission being built.
 
 Analysis calls, previews and submissions go through ``MetricTrackerRlEnvironment.step``
 exactly as an agent's would (they count against the step and submission budgets); the
@@ -27,7 +28,7 @@ class DebuggerSession:
         self.episode: Episode | None = None
         self.observation: MetricTrackerRlObservation | None = None
         self.reset_observation: MetricTrackerRlObservation | None = None
-        self.flags: dict[str, list[str]] = {}
+        self.marks: data.Marks = {}  # dates results pointed at: verdicts and hints
         self.last_result_rows: list[dict[str, Any]] = []
         self.generators: list[dict[str, Any]] = []
         self.chart_keys: dict[str, Any] = {}  # what each chart last showed (unchanged: not redrawn)
@@ -50,14 +51,14 @@ class DebuggerSession:
                 raise RuntimeError(f"debugger episode {episode.visible_config()} != env {observation.config}")
             self.episode = episode
             self.observation = self.reset_observation = observation
-            self.flags = {}
+            self.marks = {}
             self.last_result_rows = []
             self.generators = []
             self.chart_keys = {}
             return observation
 
     def run_method(self, method_name: str, args: dict[str, Any]) -> MetricTrackerRlObservation:
-        """One analysis step; remembers flagged dates and any rows the result carries."""
+        """One analysis step; remembers the dates it points at and any rows it carries."""
         with self.lock:
             observation = self.env.step(
                 MetricTrackerRlAction(analysis_method=method_name, analysis_args=args)
@@ -65,7 +66,7 @@ class DebuggerSession:
             self.observation = observation
             result = (observation.analysis_result or {}).get("result")
             if result is not None:
-                self.flags = data.merge_flags(self.flags, data.flagged_dates(method_name, result))
+                self.marks = data.merge_marks(self.marks, data.date_marks(method_name, result))
                 self.last_result_rows = data.result_rows(result)
             return observation
 
