@@ -23,9 +23,15 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY . .
 RUN uv sync --locked --no-dev
 
-# Unprivileged user (Spaces run as uid 1000). Nothing is written at runtime outside /tmp,
-# so the image also runs read-only under another uid (as `openenv validate` starts it).
-RUN useradd --create-home --uid 1000 user
+# The generator's compiled kernels (Numba), built into the image's cache beside the source,
+# so that no container compiles them at its first reset.
+RUN .venv/bin/python -c "from metric_tracker_rl.generator import warm_up; warm_up()"
+
+# Unprivileged user (Spaces run as uid 1000), who owns that cache: Numba reads a cache only
+# from a folder it could write. Nothing else is written at runtime outside /tmp, so the image
+# also runs read-only under another uid (as `openenv validate` starts it; Numba then compiles
+# once per container into /tmp/.cache).
+RUN useradd --create-home --uid 1000 user && chown -R user /app/metric_tracker_rl/__pycache__
 USER user
 ENV PATH="/app/.venv/bin:${PATH}" \
     XDG_CACHE_HOME=/tmp/.cache \

@@ -1,8 +1,9 @@
-"""Engine latency: reset, every analysis method, and reset + submission, in process.
+"""Engine latency: reset, every analysis method, and reset + submission, in process;
+cold resets per difficulty x density; the solver's in-process evaluation throughput.
 
-    uv run python bench/engine.py [--repeat N] [--json PATH]
+    uv run python bench/engine.py [--repeat N] [--grid N] [--episodes N] [--json PATH]
 
-Prints a table (median and p95 milliseconds) and writes JSON. Targets are printed next
+Prints tables (median and p95 milliseconds) and writes JSON. Targets are printed next
 to the figures with a pass/miss column; a miss never fails the run.
 
 "cold" resets use a fresh seed every time, so the episode is generated; "warm" resets
@@ -27,14 +28,19 @@ from machine import machine  # bench/machine.py (the script's folder is on sys.p
 from rich.console import Console
 from rich.table import Table
 
+from metric_tracker_rl import constants as C
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.evaluation import run_evaluation
+from metric_tracker_rl.generator import generate
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.tasks import NAMED_TASKS
+from metric_tracker_rl.tasks import NAMED_TASKS, config_for
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "engine.json"
 TASK_ID = "hard_mixed_multi"
 COLD_SEED_BASE = 700_000_000  # training range, far from the named tasks' seeds
+GRID_SEED_BASE = 710_000_000  # the difficulty x density grid: its own seeds
+THROUGHPUT_SEED_BASE = 720_000_000
 WARMUP = 5
 SUBMISSION = [{"method_name": "get_median_filter_rows", "threshold_multiplier": 2.0}]
 
@@ -158,6 +164,63 @@ def run(repeat: int) -> list[dict[str, Any]]:
     return results
 
 
+def grid(per_cell: int) -> list[dict[str, Any]]:
+    """Cold reset and cold reset + submission per difficulty x density (mixed family, a
+    fresh seed per call), with the share of episodes whose first draw did not verify."""
+    env = MetricTrackerRlEnvironment(debug=False, max_steps=10**9, max_submissions=10**9)
+    submission = MetricTrackerRlAction(payload_generators=SUBMISSION)
+    seeds = iter(range(GRID_SEED_BASE, GRID_SEED_BASE + 10**7))
+    cells = []
+    for difficulty in C.DIFFICULTIES:
+        for density in C.ANOMALY_DENSITY_COUNTS:
+            args = {"scenario_family": "mixed", "difficulty": difficulty, "anomaly_density": density}
+
+            def reset(a: dict[str, Any] = args) -> None:
+                env.reset(seed=next(seeds), **a)
+
+            def reset_and_submit(a: dict[str, Any] = args) -> None:
+                env.reset(seed=next(seeds), **a)
+                env.step(submission)
+
+            redraw_seeds = range(GRID_SEED_BASE - 10**6, GRID_SEED_BASE - 10**6 + per_cell)
+            redraws = sum(generate(config_for(None, seed=seed, **args)).attempt > 0 for seed in redraw_seeds)
+            cells.append(
+                {
+                    "difficulty": difficulty,
+                    "anomaly_density": density,
+                    "reset": summarise("reset (cold)", measure(reset, per_cell)),
+                    "reset_submission": summarise(
+                        "reset + submission (cold)", measure(reset_and_submit, per_cell)
+                    ),
+                    "redraw_share": round(redraws / per_cell, 4),
+                }
+            )
+    return cells
+
+
+def throughput(episodes: int) -> dict[str, Any]:
+    """The reference solver over fresh configs in process, one worker (what
+    ``metric-tracker eval --agent solver --workers 1`` does), in episodes per second."""
+    densities = list(C.ANOMALY_DENSITY_COUNTS)
+    configs = [
+        {
+            "seed": THROUGHPUT_SEED_BASE + i,
+            "difficulty": C.DIFFICULTIES[i % 3],
+            "anomaly_density": densities[(i // 3) % 3],
+        }
+        for i in range(episodes)
+    ]
+    start = time.perf_counter()
+    report = run_evaluation("solver", configs, workers=1)
+    seconds = time.perf_counter() - start
+    return {
+        "episodes": episodes,
+        "seconds": round(seconds, 3),
+        "episodes_per_second": round(episodes / seconds, 1),
+        "mean_score": report["mean_score"],
+    }
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
     info = report["machine"]
     console.print(
@@ -185,6 +248,39 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             verdict,
         )
     console.print(table)
+    cells = report.get("cold_grid") or []
+    if cells:
+        grid_table = Table(title="cold reset by difficulty x density (mixed family)")
+        for name in (
+            "difficulty",
+            "density",
+            "reset p50",
+            "reset p95",
+            "+ submission p50",
+            "+ submission p95",
+        ):
+            grid_table.add_column(name, justify="left" if name in ("difficulty", "density") else "right")
+        grid_table.add_column("re-drawn", justify="right")
+        grid_table.add_column("target?", justify="center")
+        for cell in cells:
+            met = cell["reset"]["meets_target"] and cell["reset_submission"]["meets_target"]
+            grid_table.add_row(
+                cell["difficulty"],
+                cell["anomaly_density"],
+                f"{cell['reset']['median_ms']:.3f}",
+                f"{cell['reset']['p95_ms']:.3f}",
+                f"{cell['reset_submission']['median_ms']:.3f}",
+                f"{cell['reset_submission']['p95_ms']:.3f}",
+                f"{100 * cell['redraw_share']:.1f} %",
+                "[green]pass[/]" if met else "[red]miss[/]",
+            )
+        console.print(grid_table)
+    rate = report.get("throughput")
+    if rate:
+        console.print(
+            f"solver, in process, 1 worker: {rate['episodes']} fresh episodes in {rate['seconds']:.2f} s = "
+            f"[bold]{rate['episodes_per_second']:.1f} episodes/s[/] (mean score {rate['mean_score']:.4f})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=100, help="timed calls per operation (default 100)")
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"output file (default {DEFAULT_JSON})"
+    )
+    parser.add_argument(
+        "--grid",
+        type=int,
+        default=100,
+        help="cold resets per difficulty x density cell (default 100; 0 skips)",
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=90, help="solver episodes for the throughput (default 90; 0 skips)"
     )
     options = parser.parse_args(argv)
     if options.repeat < 1:
@@ -207,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "results": run(options.repeat),
+        "cold_grid": grid(options.grid) if options.grid > 0 else [],
+        "throughput": throughput(options.episodes) if options.episodes > 0 else None,
     }
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns

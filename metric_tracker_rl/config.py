@@ -7,12 +7,11 @@ is no silent fallback to a default.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
-
-import numpy as np
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.families import ANOMALY_TYPES, SCENARIO_FAMILIES
@@ -65,8 +64,7 @@ class EpisodeConfig:
 
     @cached_property
     def dates(self) -> tuple[str, ...]:
-        start = self.end_date - dt.timedelta(days=C.NUM_DAYS - 1)
-        return tuple((start + dt.timedelta(days=i)).isoformat() for i in range(C.NUM_DAYS))
+        return window_dates(self.end_date)
 
     def visible(self) -> dict[str, Any]:
         """The part of the config an agent may see."""
@@ -82,6 +80,13 @@ class EpisodeConfig:
             "start_date": self.dates[0],
             "injections": [inj.describe() for inj in self.injections],
         }
+
+
+@lru_cache(maxsize=64)
+def window_dates(end_date: dt.date) -> tuple[str, ...]:
+    """The window's ISO dates, oldest first, ending on ``end_date``."""
+    start = end_date - dt.timedelta(days=C.NUM_DAYS - 1)
+    return tuple((start + dt.timedelta(days=i)).isoformat() for i in range(C.NUM_DAYS))
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -160,9 +165,10 @@ def plan_anomalies(seed: int, scenario_family: str, count: int) -> tuple[str, ..
     """Which family each incident belongs to. ``mixed`` draws from all seven families."""
     if scenario_family != "mixed":
         return (scenario_family,) * count
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7_919, count]))
-    picks = rng.integers(0, len(ANOMALY_TYPES), size=count)
-    return tuple(ANOMALY_TYPES[int(i)] for i in picks)
+    # Four bytes of a keyed hash per incident: uniform, stable everywhere, and cheap.
+    digest = hashlib.blake2b(f"{seed}|{count}".encode(), digest_size=64, person=b"anomaly-plan").digest()
+    picks = (int.from_bytes(digest[4 * i : 4 * i + 4], "little") % len(ANOMALY_TYPES) for i in range(count))
+    return tuple(ANOMALY_TYPES[i] for i in picks)
 
 
 def resolve_config(

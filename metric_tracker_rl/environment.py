@@ -162,7 +162,7 @@ class MetricTrackerRlEnvironment(
         self._done = False
         self._reset_rubric()
         episode = self._episode
-        n = len(episode.expected_rows)
+        n = episode.expected_count
         self.max_steps = self.max_steps_override or step_budget(config.difficulty, n)
         return self._observation(
             status="ready",
@@ -320,9 +320,10 @@ class MetricTrackerRlEnvironment(
         self._steps += C.SUBMISSION_COST
         # A hand-written row overrides a generated row with the same key.
         hand_keys = {row_key(r) for r in action.classifications if isinstance(r, dict)}
-        generated = [r for r in generated if row_key(r) not in hand_keys]
+        keyed = [(key, r) for r in generated if (key := row_key(r)) not in hand_keys]
+        generated = [r for _, r in keyed]
         submitted = [*action.classifications, *generated]
-        generated_keys = {row_key(r) for r in generated}
+        generated_keys = {key for key, _ in keyed}
         grade = grade_submission(submitted, episode.expected_rows, episode.date_index, self.rubric)
         self._submissions += 1
         self._last_score = grade.score
@@ -369,7 +370,7 @@ class MetricTrackerRlEnvironment(
             message=message,
             reward=reward,
             done=self._done,
-            expected_row_count=len(episode.expected_rows),
+            expected_row_count=episode.expected_count,
             budget={
                 "steps_used": self._steps,
                 "steps_left": max(self.max_steps - self._steps, 0),

@@ -36,12 +36,20 @@ class Episode:
     hourly: np.ndarray  # (days, 24, 5) int64
     values: np.ndarray  # (days, entities) statistic per entity
     base: np.ndarray  # (entities,) baseline (median / 0)
-    spread: np.ndarray  # (entities,) std-from-median: sqrt(mean((x - baseline)^2))
     z: np.ndarray  # (days, entities) deviation in threshold units
     flagged: np.ndarray  # (days, entities) canonical detector verdicts
-    severity: np.ndarray  # (days, entities) severity index
     incidents: tuple[Incident, ...]  # the anomalies behind the expected rows
     decoys: tuple[Incident, ...]  # sub-threshold movements that flag nothing
+
+    @cached_property
+    def spread(self) -> np.ndarray:
+        """(entities,) std-from-median: sqrt(mean((x - baseline)^2))."""
+        return _frozen(np.sqrt(np.mean((self.values - self.base) ** 2, axis=0)))
+
+    @cached_property
+    def severity(self) -> np.ndarray:
+        """(days, entities) severity index."""
+        return _frozen(S.severity_level(self.z, self.values[:, S.COUNT_COLS[:-1]]))
 
     @cached_property
     def date_index(self) -> dict[str, int]:
@@ -70,6 +78,11 @@ class Episode:
         return tuple(_WEEKDAYS[dt.date.fromisoformat(d).weekday()] for d in self.dates)
 
     @cached_property
+    def expected_count(self) -> int:
+        """How many rows the truth holds (without building them)."""
+        return int(self.flagged.sum())
+
+    @cached_property
     def expected_rows(self) -> tuple[AnomalyRow, ...]:
         """The hidden truth: every (date, entity) a canonical detector flags."""
         days, cols = np.nonzero(self.flagged)
@@ -78,15 +91,26 @@ class Episode:
     def visible_config(self) -> dict[str, Any]:
         """The config an agent sees; with injections, anomaly_count is what they produced."""
         visible = self.config.visible()
-        visible["anomaly_count"] = len(self.expected_rows)
+        visible["anomaly_count"] = self.expected_count
         return visible
 
     def applied_synthetic_generators(self) -> list[dict[str, Any]]:
         """The explicit reset-time injections, as applied."""
         return [inj.describe() for inj in self.config.injections]
 
+    @cached_property
+    def _rows(self) -> dict[tuple[int, int, str | None], dict[str, Any]]:
+        return {}
+
     def row(self, day: int, col: int, anomaly_type: str | None = None) -> dict[str, Any]:
-        """A row in the submission schema with the canonical values for (day, entity)."""
+        """A row in the submission schema with the canonical values for (day, entity) (a
+        fresh dict each call; the values are computed once per episode)."""
+        cached = self._rows.get((day, col, anomaly_type))
+        if cached is None:
+            cached = self._rows[(day, col, anomaly_type)] = self._build_row(day, col, anomaly_type)
+        return dict(cached)
+
+    def _build_row(self, day: int, col: int, anomaly_type: str | None) -> dict[str, Any]:
         entity = S.ENTITIES[col]
         baseline = round(float(self.base[col]), C.ROUND_DIGITS)
         observed = round(float(self.values[day, col]), C.ROUND_DIGITS)
@@ -156,21 +180,22 @@ def build_episode(config: EpisodeConfig) -> Episode:
 
 @lru_cache(maxsize=256)
 def _build_cached(config: EpisodeConfig) -> Episode:
-    data = generate(config)
-    hourly = data.hourly
-    values = S.day_values(hourly.astype(np.float64))
-    base = S.baselines(values)
-    z = S.deviations(values, base)
-    predecessor = values[:, S.COUNT_COLS[:-1]]
-    for array in (hourly, values, base, z):
-        array.setflags(write=False)
-    flagged = S.flags(z)
-    severity = S.severity_level(z, predecessor)
-    spread = np.sqrt(np.mean((values - base) ** 2, axis=0))
-    for array in (flagged, severity, spread):
-        array.setflags(write=False)
+    data = generate(config)  # its statistics were computed from its final counts
     incidents = tuple(i for i in data.incidents if not i.decoy)
     decoys = tuple(i for i in data.incidents if i.decoy)
     return Episode(
-        config, config.dates, hourly, values, base, spread, z, flagged, severity, incidents, decoys
+        config,
+        config.dates,
+        _frozen(data.hourly),
+        _frozen(data.values),
+        _frozen(data.base),
+        _frozen(data.z),
+        _frozen(S.flags(data.z)),
+        incidents,
+        decoys,
     )
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array

@@ -5,39 +5,51 @@ Data model: two driver arrays per episode, app-open traffic (days, 24) and step 
 every hour. Every anomaly family is the same mechanism with other parameters: multipliers
 on the drivers of one day (plus, for impossible counts, an over-report of one event).
 
-Placement is constructive and verified: for an incident we propose a batch of candidate
-multipliers, evaluate every canonical detector on the changed day at once (NumPy), and
-keep the first candidate whose only flag is the intended (day, entity), with the
-difficulty's margin on every other statistic. The finished episode is verified again on
-the final data; if anything is off, the whole episode is re-drawn from the next
-deterministic sub-seed.
+Placement is constructive and verified (``kernels.py``, compiled): for each incident
+(the anomalies, then the decoys) candidate multipliers are proposed on a free day, every
+canonical detector is evaluated on the changed day, and the first candidate whose only
+flag is the intended (day, entity), with the difficulty's margin on every other
+statistic, is kept. The window medians move as days change, so the window is checked
+and, where needed, each incident is re-placed on its own day against the new medians.
+The finished episode is verified once more on its final counts by ``statistics.py``, the
+code the analysis methods answer with; if anything is off, the whole episode is re-drawn
+from the next deterministic sub-seed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
-from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection
-from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE, Family, opposite
+from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection, resolve_config
+from metric_tracker_rl.families import ENTITY_NAMES_BY_TYPE, FAMILIES, FAMILY_BY_TYPE, opposite
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
-CANDIDATES = 16  # multiplier proposals evaluated at once per (day, entity)
-PLACEMENT_TRIES = 24  # (day, entity) pairs tried per incident
+CANDIDATES = 4  # multiplier proposals tried per (day, entity)
+PLACEMENT_TRIES = 64  # (day, entity) pairs tried per incident
+REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 # Decoys mimic every family whose statistic can move without crossing a threshold
 # (impossible counts cannot: any excess is flagged).
 DECOY_FAMILIES: tuple[str, ...] = tuple(f.anomaly_type for f in FAMILIES if f.statistic != "quality")
-REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 
 _HOURS = np.arange(C.HOURS)
 _DAYTIME = np.isin(_HOURS, list(C.DAYTIME_HOURS))
 _PROFILE = np.array(C.HOURLY_PROFILE)
+_TREND = 1.0 + C.TREND_PER_DAY * (np.arange(C.NUM_DAYS) - (C.NUM_DAYS - 1) / 2)
 _LOGIT_BASE = np.log(np.array(C.BASE_STEP_RATES) / (1 - np.array(C.BASE_STEP_RATES)))
+_EVENT_IDS = np.arange(C.NUM_EVENTS)
+_STEP_IDS = np.arange(C.NUM_STEPS)
+# Each entity's position among its type's entity names (event, metric, step or pair index).
+_POSITION = np.array([ENTITY_NAMES_BY_TYPE[e.entity_type].index(e.entity_name) for e in S.ENTITIES])
+_DIRECTION = {"up": 1, "down": -1, "both": 0}
+_ORDER_RATE = S.ENTITY_INDEX[("conversion_rate", "app_open_to_order_placed")]
+_PAY_RATE = S.ENTITY_INDEX[("conversion_rate", "app_open_to_payment_successful")]
 _RATE_PATH = {  # conversion metric -> (steps on its path)
     name: tuple(range(den + 1, num + 1)) for name, (num, den) in C.CONVERSION_METRICS.items()
 }
@@ -60,16 +72,25 @@ class Incident:
 
 @dataclass
 class Drivers:
+    """What the counts cascade from. Steps come first in the step arrays (as events do in
+    the generator's counts, (5, days, 24)), so every operation runs over long rows."""
+
     traffic: np.ndarray  # (days, 24) expected app opens
-    steps: np.ndarray  # (days, 24, 4) step conversion probabilities
-    over_report: np.ndarray  # (days, 24, 4) ratio to predecessor an event is over-reported at (0 = none)
+    steps: np.ndarray  # (4, days, 24) step conversion probabilities
+    over_report: np.ndarray  # (4, days, 24) ratio to predecessor an event is over-reported at (0 = none)
 
 
 @dataclass(frozen=True)
 class GeneratedData:
+    """The final counts with the statistics their verification computed from them."""
+
     hourly: np.ndarray  # (days, 24, 5) int64
     incidents: tuple[Incident, ...]
-    attempt: int
+    attempt: int  # whole-episode re-draws before this one verified
+    rounds: int  # window verifications of the verified attempt (0 for injected episodes)
+    values: np.ndarray  # (days, entities) statistic per entity, from ``hourly``
+    base: np.ndarray  # (entities,) baselines
+    z: np.ndarray  # (days, entities) deviations in threshold units
 
 
 # --- clean data ------------------------------------------------------------------------
@@ -90,322 +111,182 @@ def _rng(config: EpisodeConfig, attempt: int, stream: int) -> np.random.Generato
 
 
 def clean_drivers(config: EpisodeConfig, rng: np.random.Generator) -> Drivers:
+    """Weekly seasonality, a slow trend and the difficulty's noise; no anomaly yet."""
     noise = C.NOISE[config.difficulty]
     start = config.end_date - dt.timedelta(days=C.NUM_DAYS - 1)
     weekday = np.array(C.WEEKDAY_FACTORS)[(start.weekday() + np.arange(C.NUM_DAYS)) % 7]
-    trend = 1.0 + C.TREND_PER_DAY * (np.arange(C.NUM_DAYS) - (C.NUM_DAYS - 1) / 2)
-    daily = C.BASE_DAILY_APP_OPENS * weekday * trend
-    daily = daily * np.exp(rng.normal(0.0, noise["daily_traffic"], C.NUM_DAYS))
-    hourly_noise = np.exp(rng.normal(0.0, noise["hourly_traffic"], (C.NUM_DAYS, C.HOURS)))
-    traffic = daily[:, None] * _PROFILE[None, :] * hourly_noise
-    logit = (
-        _LOGIT_BASE[None, None, :]
-        + rng.normal(0.0, noise["daily_logit"], (C.NUM_DAYS, 1, C.NUM_STEPS))
-        + rng.normal(0.0, noise["hourly_logit"], (C.NUM_DAYS, C.HOURS, C.NUM_STEPS))
+    daily = C.BASE_DAILY_APP_OPENS * weekday * _TREND
+    sigma = np.array(
+        [noise["daily_traffic"], noise["hourly_traffic"], noise["daily_logit"], noise["hourly_logit"]]
     )
-    steps = 1.0 / (1.0 + np.exp(-logit))
+    traffic = np.empty((C.NUM_DAYS, C.HOURS))
+    steps = np.empty((C.NUM_STEPS, C.NUM_DAYS, C.HOURS))
+    from metric_tracker_rl import kernels  # Numba loads on first use, not on import
+
+    normals = rng.standard_normal((1 + C.NUM_STEPS) * C.NUM_DAYS * (1 + C.HOURS))
+    kernels.clean_drivers(normals, daily, _PROFILE, _LOGIT_BASE, sigma, traffic, steps)
     return Drivers(traffic, steps, np.zeros_like(steps))
 
 
 def cascade(traffic: np.ndarray, steps: np.ndarray, over_report: np.ndarray) -> np.ndarray:
-    """Counts (..., 24, 5) from drivers: each step is the rounded share of the one before.
+    """Counts, event first (5, ..., 24), from drivers (traffic (..., 24), steps and
+    over-report (4, ..., 24)): each step is the rounded share of the one before.
 
     ``over_report`` > 0 makes an event's *reported* count that multiple of its
     predecessor (an instrumentation bug); the true count still feeds the next step.
     """
-    counts = np.empty(traffic.shape + (C.NUM_EVENTS,))
-    counts[..., 0] = np.rint(traffic)
+    counts = np.empty((C.NUM_EVENTS,) + traffic.shape)
+    np.rint(traffic, out=counts[0])
     for k in range(C.NUM_STEPS):
-        counts[..., k + 1] = np.rint(counts[..., k] * steps[..., k])
+        np.rint(counts[k] * steps[k], out=counts[k + 1])
     if over_report.any():
-        reported = np.rint(counts[..., :-1] * over_report)
-        counts[..., 1:] = np.where(over_report > 0, np.maximum(counts[..., 1:], reported), counts[..., 1:])
+        reported = np.rint(counts[:-1] * over_report)
+        counts[1:] = np.where(over_report > 0, np.maximum(counts[1:], reported), counts[1:])
     return counts
 
 
-# --- proposals: one per statistic kind, all returning driver multipliers -----------------
-
-
-@dataclass
-class Proposal:
-    traffic: np.ndarray  # (K, 24) multipliers
-    steps: np.ndarray  # (K, 24, 4) multipliers
-    over_report: np.ndarray  # (K, 24, 4) absolute ratios (0 = none)
-    parameters: list[dict[str, Any]]
-
-
-def _target_z(
-    rng: np.random.Generator, ctx: DayContext, sign: np.ndarray, reach_scale: float = 1.0
-) -> np.ndarray:
-    """Normalised deviation of the changed entity: beyond the flag line for an anomaly
-    (|z| in [1 + margin, 1 + margin + reach]); clearly inside it for a decoy."""
-    k = sign.shape[0]
-    if ctx.decoy:
-        return sign * rng.uniform(C.DECOY_MIN_Z[ctx.difficulty], 1.0 - ctx.margin - 0.02, k)
-    return sign * (1.0 + ctx.margin + 0.02 + rng.uniform(0.0, ctx.reach * reach_scale, k))
-
-
-def _inside_z(rng: np.random.Generator, size: Any, margin: float) -> np.ndarray:
-    return rng.uniform(-(1.0 - margin), 1.0 - margin, size) * 0.9
-
-
-def _uniform_proposal(k: int) -> Proposal:
-    return Proposal(
-        np.ones((k, C.HOURS)),
-        np.ones((k, C.HOURS, C.NUM_STEPS)),
-        np.zeros((k, C.HOURS, C.NUM_STEPS)),
-        [{} for _ in range(k)],
-    )
-
-
-def _signs(rng: np.random.Generator, family: Family, k: int) -> np.ndarray:
-    if family.direction == "up":
-        return np.ones(k)
-    if family.direction == "down":
-        return -np.ones(k)
-    return rng.choice([-1.0, 1.0], size=k)
-
-
-def _counts_to_drivers(p: Proposal, factors: np.ndarray) -> None:
-    """Turn per-event daily count factors (K, 5) into traffic and step multipliers."""
-    p.traffic *= factors[:, :1]
-    p.steps *= (factors[:, 1:] / factors[:, :-1])[:, None, :]
-
-
-def propose_count(ctx: DayContext, family: Family, entity: S.Entity, rng: np.random.Generator) -> Proposal:
-    """A traffic surge or loss centred on one event: the event moves beyond the threshold,
-    its neighbours follow just inside it so no conversion rate breaks."""
-    k, t = CANDIDATES, C.EVENTS.index(entity.entity_name)
-    sign = _signs(rng, family, k)
-    thr = C.COUNT_THRESHOLD_RELATIVE
-    target = 1.0 + thr * _target_z(rng, ctx, sign, 0.3)
-    others = 1.0 + sign[:, None] * thr * (1.0 - ctx.margin - rng.uniform(0.03, 0.2, (k, C.NUM_EVENTS)))
-    desired = others
-    desired[:, t] = target
-    counts = ctx.values[S.COUNT_COLS]
-    base = ctx.base[S.COUNT_COLS]
-    p = _uniform_proposal(k)
-    _counts_to_drivers(p, desired * base / counts)
-    p.parameters = [{"relative_change": round(float(d - 1), 4)} for d in target]
-    return p
-
-
-def propose_rate(ctx: DayContext, family: Family, entity: S.Entity, rng: np.random.Generator) -> Proposal:
-    """A whole-day conversion shift. Adjacent metrics move one step; end-to-end metrics
-    spread the change over their steps, with the other end-to-end metric held inside its
-    threshold by the last step. Traffic is nudged to keep counts inside theirs."""
-    k = CANDIDATES
-    sign = _signs(rng, family, k)
-    name = entity.entity_name
-    col = entity.index
-    target_rate = ctx.base[col] + entity.threshold * _target_z(rng, ctx, sign)
-    needed = target_rate / ctx.values[col]  # product of step factors on this metric's path
-    p = _uniform_proposal(k)
-    if name in C.ADJACENT_RATE_METRICS:
-        p.steps[:, :, C.ADJACENT_RATE_METRICS.index(name)] *= needed[:, None]
-    else:
-        other = next(m for m in C.END_TO_END_RATE_METRICS if m != name)
-        other_col = S.ENTITY_INDEX[("conversion_rate", other)]
-        other_rate = ctx.base[other_col] + C.RATE_THRESHOLD_PP[other] * _inside_z(rng, k, ctx.margin)
-        other_needed = other_rate / ctx.values[other_col]
-        order_factor, pay_factor = (
-            (needed, other_needed) if name == "app_open_to_order_placed" else (other_needed, needed)
-        )
-        weights = rng.dirichlet(np.ones(3), size=k)
-        p.steps[:, :, :3] *= (order_factor[:, None] ** weights)[:, None, :]
-        p.steps[:, :, 3] *= (pay_factor / order_factor)[:, None]
-    p.traffic *= rng.uniform(0.9, 1.1, k)[:, None]
-    p.parameters = [{"rate_change_pp": round(float(t - ctx.values[col]), 4)} for t in target_rate]
-    return p
-
-
-def propose_funnel(ctx: DayContext, family: Family, entity: S.Entity, rng: np.random.Generator) -> Proposal:
-    """An outage of one step for a few consecutive hours; users retry later in the day, so
-    the daily step rate stays inside the rate threshold."""
-    k = CANDIDATES
-    step = C.FUNNEL_STEPS.index(entity.entity_name)
-    length = rng.integers(2, 5, k)
-    start = rng.integers(7, 21 - length)
-    outage = (_HOURS[None, :] >= start[:, None]) & (_HOURS[None, :] < (start + length)[:, None])
-    z = np.maximum(_target_z(rng, ctx, -np.ones(k)), -1.9)  # -2 would be a total outage
-    target = ctx.base[S.RATE_COLS[step]] / 100.0 * (1.0 + C.FUNNEL_BREAK_RELATIVE_DROP * z)
-    hourly_rate = ctx.steps[:, step]
-    phi = target[:, None] / hourly_rate[None, :]
-    upstream = ctx.hourly[:, step]
-    expected = upstream[None, :] * hourly_rate[None, :]
-    rate_col = S.RATE_COLS[step]
-    desired_daily = (
-        ctx.base[rate_col]
-        + C.RATE_THRESHOLD_PP[C.ADJACENT_RATE_METRICS[step]] * _inside_z(rng, k, ctx.margin) * 0.5
-    ) / 100.0
-    lost = (expected * np.where(outage, phi, 0.0)).sum(axis=1)
-    rest = (expected * ~outage).sum(axis=1)
-    beta = (desired_daily * upstream.sum() - lost) / rest
-    p = _uniform_proposal(k)
-    p.steps[:, :, step] = np.where(outage, phi, beta[:, None])
-    p.parameters = [
-        {"outage_hours": [int(h) for h in _HOURS[o]], "outage_rate_factor": round(float(f.min()), 4)}
-        for o, f in zip(outage, np.where(outage, phi, np.inf), strict=True)
-    ]
-    return p
-
-
-def propose_mix(ctx: DayContext, family: Family, entity: S.Entity, rng: np.random.Generator) -> Proposal:
-    """Traffic moves between daytime and night hours; the daily total is unchanged."""
-    k = CANDIDATES
-    sign = _signs(rng, family, k)
-    share = ctx.values[entity.index] / 100.0
-    target = (ctx.base[entity.index] + entity.threshold * _target_z(rng, ctx, sign)) / 100.0
-    day_factor = target / share
-    night_factor = (1.0 - target) / (1.0 - share)
-    p = _uniform_proposal(k)
-    p.traffic = np.where(_DAYTIME[None, :], day_factor[:, None], night_factor[:, None])
-    p.parameters = [{"daytime_share_pp": round(float(100 * (t - share)), 4)} for t in target]
-    return p
-
-
-def propose_quality(ctx: DayContext, family: Family, entity: S.Entity, rng: np.random.Generator) -> Proposal:
-    """A tracking bug over-reports one event above its predecessor in a few hours."""
-    k = CANDIDATES
-    pair = C.DATA_QUALITY_PAIRS.index(entity.entity_name)
-    length = rng.integers(1, 4, k)
-    start = rng.integers(0, C.HOURS - length)
-    hours = (_HOURS[None, :] >= start[:, None]) & (_HOURS[None, :] < (start + length)[:, None])
-    ratio = 1.0 + rng.uniform(0.05, 0.6, k)
-    p = _uniform_proposal(k)
-    p.over_report[:, :, pair] = np.where(hours, ratio[:, None], 0.0)
-    p.parameters = [
-        {"hours": [int(h) for h in _HOURS[hh]], "over_report_ratio": round(float(r), 4)}
-        for hh, r in zip(hours, ratio, strict=True)
-    ]
-    return p
-
-
-PROPOSERS = {
-    "count": propose_count,
-    "rate": propose_rate,
-    "funnel": propose_funnel,
-    "mix": propose_mix,
-    "quality": propose_quality,
-}
+def hours_last(counts: np.ndarray) -> np.ndarray:
+    """Generator counts (5, days, 24) in the episode's layout, (days, 24, 5) int64."""
+    return np.moveaxis(counts, 0, -1).astype(np.int64, order="C")
 
 
 # --- placement -------------------------------------------------------------------------
 
+_FAMILY_ID = {f.anomaly_type: i for i, f in enumerate(FAMILIES)}
+_KIND_CODE = {kind: code for code, kind in enumerate(("count", "rate", "funnel", "mix", "quality"))}
+_STATISTIC_BY_CODE = {code: kind for kind, code in _KIND_CODE.items()}
+_MAX_ENTITIES = max(len(f.entity_names) for f in FAMILIES)
+# The tables the kernel reads, built once from families.py, statistics.py and constants.py.
+FAMILY_TABLES = (
+    np.array([_KIND_CODE[f.statistic] for f in FAMILIES]),
+    np.array([_DIRECTION[f.direction] for f in FAMILIES]),
+    np.array([_FAMILY_ID[opposite(f).anomaly_type] for f in FAMILIES]),
+    np.array([f.anomaly_type in DECOY_FAMILIES for f in FAMILIES]),
+    np.array([len(f.entity_names) for f in FAMILIES]),
+    np.array(
+        [
+            [S.ENTITY_INDEX[(f.entity_type, n)] for n in f.entity_names]
+            + [-1] * (_MAX_ENTITIES - len(f.entity_names))
+            for f in FAMILIES
+        ]
+    ),
+)
+COLUMNS = (
+    S.THRESHOLDS.astype(np.float64),
+    np.array([_KIND_CODE[e.statistic] for e in S.ENTITIES]),
+    _POSITION,
+)
+LAYOUT = S.LAYOUT
+_ALL_DECOY_FAMILIES = np.array([_FAMILY_ID[t] for t in DECOY_FAMILIES])
 
-@dataclass
-class DayContext:
-    """What a proposer may read about the day it changes."""
 
-    day: int
-    traffic: np.ndarray  # (24,)
-    steps: np.ndarray  # (24, 4)
-    over_report: np.ndarray  # (24, 4)
-    hourly: np.ndarray  # (24, 5) current counts
-    values: np.ndarray  # (E,) current statistics
-    base: np.ndarray  # (E,) current baselines
-    margin: float
-    reach: float
-    decoy: bool = False
-    difficulty: str = "medium"
+@cache
+def _tuning(difficulty: str) -> np.ndarray:
+    """The kernel's numbers for a difficulty (read-only: cached)."""
+    tuning = np.array(
+        [
+            C.MARGIN[difficulty],
+            C.INCIDENT_REACH[difficulty],
+            C.DECOY_MIN_Z[difficulty],
+            C.COUNT_THRESHOLD_RELATIVE,
+            C.FUNNEL_BREAK_RELATIVE_DROP,
+            CANDIDATES,
+            _ORDER_RATE,
+            _PAY_RATE,
+            C.DATA_QUALITY_MIN_EXCESS,
+        ],
+        dtype=np.float64,
+    )
+    tuning.setflags(write=False)
+    return tuning
 
 
-def _evaluate(ctx: DayContext, p: Proposal, target: int) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """The first candidate whose day flags exactly ``target`` (nothing at all for a decoy)
-    with margins on every statistic: its index, hourly counts and statistics."""
-    traffic = ctx.traffic[None, :] * p.traffic
-    steps = ctx.steps[None, :, :] * p.steps
-    over = np.maximum(ctx.over_report[None, :, :], p.over_report)
-    if (steps >= 1.0).any(axis=(1, 2)).all():
+@cache
+def _limits(difficulty: str) -> np.ndarray:
+    """Decoys, (day, entity) tries per incident and refine rounds, for the kernel."""
+    limits = np.array([C.DECOYS[difficulty], PLACEMENT_TRIES, REFINE_ROUNDS], dtype=np.int64)
+    limits.setflags(write=False)
+    return limits
+
+
+def _parameters(statistic: str, value: float, start: int, length: int) -> dict[str, Any]:
+    """What the anomaly schedule reports of a placed change."""
+    value = round(float(value), 4)
+    hours = list(range(start, start + length))
+    if statistic == "count":
+        return {"relative_change": value}
+    if statistic == "rate":
+        return {"rate_change_pp": value}
+    if statistic == "funnel":
+        return {"outage_hours": hours, "outage_rate_factor": value}
+    if statistic == "mix":
+        return {"daytime_share_pp": value}
+    return {"hours": hours, "over_report_ratio": value}
+
+
+def place(
+    config: EpisodeConfig, drivers: Drivers, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[Incident, ...], int] | None:
+    """Place the config's anomalies and its difficulty's decoys on clean drivers (changed
+    in place): the counts (5, days, 24), the incidents (anomalies in plan order, then
+    decoys) and the verification passes used; None when the noise alone comes too close
+    to a threshold or an incident found no place."""
+    plan = np.array([_FAMILY_ID[t] for t in config.anomaly_plan], dtype=np.int64)
+    total = plan.size + C.DECOYS[config.difficulty]
+    in_play = [_FAMILY_ID[t] for t in dict.fromkeys(config.anomaly_plan) if t in DECOY_FAMILIES]
+    state = (
+        np.empty((C.NUM_EVENTS, C.NUM_DAYS, C.HOURS)),
+        np.empty((C.NUM_DAYS, S.NUM_ENTITIES)),
+        drivers.traffic,
+        drivers.steps,
+        drivers.over_report,
+    )
+    out = (
+        np.full(total, -1, dtype=np.int64),  # day
+        np.full(total, -1, dtype=np.int64),  # column
+        np.zeros(total),  # value
+        np.zeros(total, dtype=np.int64),  # first hour
+        np.zeros(total, dtype=np.int64),  # hours
+        np.zeros(total, dtype=np.int64),  # family
+        np.zeros(total, dtype=np.bool_),  # decoy
+    )
+    from metric_tracker_rl import kernels
+
+    passes = kernels.place_episode(
+        rng,
+        state,
+        plan,
+        FAMILY_TABLES,
+        (np.array(in_play, dtype=np.int64), _ALL_DECOY_FAMILIES),
+        COLUMNS,
+        LAYOUT,
+        _tuning(config.difficulty),
+        _limits(config.difficulty),
+        out,
+    )
+    if passes <= 0:
         return None
-    counts = cascade(traffic, steps, over)
-    values = S.day_values(counts)
-    z = S.deviations(values, ctx.base)
-    flagged = S.flags(z)
-    ok = S.within_margin(z, ctx.margin).all(axis=1)
-    if ctx.decoy:
-        ok &= flagged.sum(axis=1) == 0
-    else:
-        ok &= flagged[:, target] & (flagged.sum(axis=1) == 1)
-    ok &= ~(steps >= 1.0).any(axis=(1, 2))
-    if target in S.QUALITY_COLS and not ctx.decoy:
-        ok &= values[:, target] >= C.DATA_QUALITY_MIN_EXCESS
-    hits = np.flatnonzero(ok)
-    if not hits.size:
-        return None
-    hit = int(hits[0])
-    return hit, counts[hit], values[hit]
-
-
-@dataclass
-class Workspace:
-    """Drivers plus the counts and statistics they produce, updated one day at a time."""
-
-    drivers: Drivers
-    hourly: np.ndarray  # (days, 24, 5)
-    values: np.ndarray  # (days, entities)
-
-    @classmethod
-    def from_drivers(cls, drivers: Drivers) -> Workspace:
-        hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
-        return cls(drivers, hourly, S.day_values(hourly))
-
-    def refresh(self, day: int) -> None:
-        d = self.drivers
-        self.hourly[day] = cascade(d.traffic[day], d.steps[day], d.over_report[day])
-        self.values[day] = S.day_values(self.hourly[day])
-
-
-def _place(
-    work: Workspace,
-    family: Family,
-    free_days: list[int],
-    config: EpisodeConfig,
-    rng: np.random.Generator,
-    entity_names: tuple[str, ...] | None = None,
-    decoy: bool = False,
-) -> Incident | None:
-    names = entity_names or family.entity_names
-    drivers = work.drivers
-    base = S.baselines(work.values)
-    margin = C.MARGIN[config.difficulty]
-    reach = C.INCIDENT_REACH[config.difficulty]
-    proposer = PROPOSERS[family.statistic]
-    for _ in range(PLACEMENT_TRIES):
-        day = free_days[int(rng.integers(len(free_days)))]
-        name = names[int(rng.integers(len(names)))]
-        entity = S.ENTITIES[S.ENTITY_INDEX[(family.entity_type, name)]]
-        ctx = DayContext(
-            day,
-            drivers.traffic[day],
-            drivers.steps[day],
-            drivers.over_report[day],
-            work.hourly[day],
-            work.values[day],
-            base,
-            margin,
-            reach,
-            decoy,
-            config.difficulty,
+    days, cols, values, starts, lengths, families, decoys = out
+    kinds = FAMILY_TABLES[0]
+    incidents = tuple(
+        Incident(
+            FAMILIES[families[i]].anomaly_type,
+            int(days[i]),
+            int(cols[i]),
+            _parameters(
+                _STATISTIC_BY_CODE[int(kinds[families[i]])], values[i], int(starts[i]), int(lengths[i])
+            ),
+            bool(decoys[i]),
         )
-        p = proposer(ctx, family, entity, rng)
-        found = _evaluate(ctx, p, entity.index)
-        if found is None:
-            continue
-        hit, counts, values = found
-        drivers.traffic[day] *= p.traffic[hit]
-        drivers.steps[day] *= p.steps[hit]
-        drivers.over_report[day] = np.maximum(drivers.over_report[day], p.over_report[hit])
-        work.hourly[day] = counts  # the same arithmetic as a cascade of the updated drivers
-        work.values[day] = values
-        return Incident(family.anomaly_type, day, entity.index, p.parameters[hit], decoy)
-    return None
+        for i in range(total)
+    )
+    return state[0], incidents, int(passes)
 
 
 def _inject(drivers: Drivers, hourly: np.ndarray, injection: Injection, dates: tuple[str, ...]) -> None:
     """Apply an explicit ``metric_stddev_shift``: move each metric on each date by
     ``stddev_factor`` x its std-from-median (measured before the shift)."""
-    values = S.day_values(hourly)
+    values = S.event_values(hourly)
     base = S.baselines(values)
     spread = np.sqrt(np.mean((values - base) ** 2, axis=0))
     sign = 1.0 if injection.direction == "up" else -1.0
@@ -419,15 +300,22 @@ def _inject(drivers: Drivers, hourly: np.ndarray, injection: Injection, dates: t
                 if event == 0:
                     drivers.traffic[day] *= factor
                 else:
-                    drivers.steps[day, :, event - 1] *= factor
+                    drivers.steps[event - 1, day] *= factor
             else:
                 col = S.ENTITY_INDEX[("conversion_rate", metric)]
                 target = max(0.0, values[day, col] + sign * injection.stddev_factor * spread[col])
                 path = _RATE_PATH[metric]
                 factor = (target / values[day, col]) ** (1.0 / len(path))
                 for step in path:
-                    drivers.steps[day, :, step - 1] *= factor
-            np.clip(drivers.steps[day], 0.0, 1.0, out=drivers.steps[day])
+                    drivers.steps[step - 1, day] *= factor
+            np.clip(drivers.steps[:, day], 0.0, 1.0, out=drivers.steps[:, day])
+
+
+def warm_up() -> None:
+    """Load the compiled kernels by generating one episode: from Numba's cache in
+    milliseconds, or, on the first run after an install or an upgrade, compiled (about
+    10 s, once). Servers call it in the background at start."""
+    generate(resolve_config(seed=0, difficulty="hard", anomaly_density="high"))
 
 
 def generate(config: EpisodeConfig) -> GeneratedData:
@@ -435,26 +323,27 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     margin = C.MARGIN[config.difficulty]
     for attempt in range(MAX_ATTEMPTS):
         rng = _rng(config, attempt, 0)
-        work = Workspace.from_drivers(clean_drivers(config, rng))
-        z = S.deviations(work.values, S.baselines(work.values))
-        if S.flags(z).any() or not S.within_margin(z, margin).all():
-            continue  # noise alone came too close to a threshold: re-draw
-        drivers = work.drivers
+        drivers = clean_drivers(config, rng)
         if config.injections:
+            hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
+            values = S.event_values(hourly)
+            z = S.deviations(values, S.baselines(values))
+            if S.flags(z).any() or not S.within_margin(z, margin).all():
+                continue  # noise alone came too close to a threshold: re-draw
             for injection in config.injections:
-                _inject(drivers, work.hourly, injection, config.dates)
-                work = Workspace.from_drivers(drivers)
-            if _injection_verified(work, config, margin):
-                return GeneratedData(work.hourly.astype(np.int64), (), attempt)
+                _inject(drivers, hourly, injection, config.dates)
+                hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
+            verified = _injection_verified(hourly, config, margin)
+            if verified is not None:
+                return GeneratedData(hours_last(hourly), (), attempt, 0, *verified)
             continue
-        clean = Drivers(drivers.traffic.copy(), drivers.steps.copy(), drivers.over_report.copy())
-        placed = _place_all(config, work, rng)
-        for _ in range(REFINE_ROUNDS):
-            if placed is None:
-                break
-            if _verified(work, placed, margin):
-                return GeneratedData(work.hourly.astype(np.int64), placed, attempt)
-            placed = _refine(config, clean, work, placed, rng)
+        placed = place(config, drivers, rng)
+        if placed is None:
+            continue
+        hourly, incidents, passes = placed
+        verified = _verified(hourly, incidents, margin)
+        if verified is not None:
+            return GeneratedData(hours_last(hourly), incidents, attempt, passes, *verified)
     if config.injections:
         raise ConfigError(
             "the injected shifts land within the separation margin of a detector threshold (or "
@@ -464,101 +353,37 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     raise GenerationError(f"could not generate a verified episode for {config}")
 
 
-def _place_all(
-    config: EpisodeConfig, work: Workspace, rng: np.random.Generator
-) -> tuple[Incident, ...] | None:
-    free_days = list(range(C.NUM_DAYS))
-    placed: list[Incident] = []
-    for anomaly_type in config.anomaly_plan:
-        incident = _place(work, FAMILY_BY_TYPE[anomaly_type], free_days, config, rng)
-        if incident is None:
-            return None
-        placed.append(incident)
-        free_days.remove(incident.day)
-    # Decoys: first a "twin" beside each real anomaly (same family and entity, another day),
-    # then decoys of the families in play on entities of their own. Both make the real
-    # anomalies stand out less to filters that only count standard deviations.
-    # A twin leans the other way where the family has an opposite, so the window median holds.
-    twins = [
-        (opposite(FAMILY_BY_TYPE[i.anomaly_type]), (S.ENTITIES[i.entity].entity_name,))
-        for i in placed
-        if i.anomaly_type in DECOY_FAMILIES
-    ]
-    for n in range(C.DECOYS[config.difficulty]):
-        if n < len(twins):
-            family, names = twins[n]
-        else:
-            used = {S.ENTITIES[i.entity].entity_name for i in placed}
-            options = _decoy_options(config.anomaly_plan, used) or _decoy_options(DECOY_FAMILIES, used)
-            family, names = options[int(rng.integers(len(options)))]
-        decoy = _place(work, family, free_days, config, rng, names, decoy=True)
-        if decoy is None:
-            return None
-        placed.append(decoy)
-        free_days.remove(decoy.day)
-    return tuple(placed)
+Verified = tuple[np.ndarray, np.ndarray, np.ndarray]  # values, baselines, deviations
 
 
-def _decoy_options(families: tuple[str, ...], used: set[str]) -> list[tuple[Family, tuple[str, ...]]]:
-    """Families a decoy can mimic (no impossible counts) with their still-unused entities."""
-    options = []
-    for anomaly_type in dict.fromkeys(families):
-        if anomaly_type not in DECOY_FAMILIES:
-            continue
-        family = FAMILY_BY_TYPE[anomaly_type]
-        names = tuple(n for n in family.entity_names if n not in used)
-        if names:
-            options.append((family, names))
-    return options
-
-
-def _refine(
-    config: EpisodeConfig,
-    clean: Drivers,
-    work: Workspace,
-    placed: tuple[Incident, ...],
-    rng: np.random.Generator,
-) -> tuple[Incident, ...] | None:
-    """Re-place each incident on its own day and entity against the baselines that the
-    other incidents produced (many same-direction incidents move the window medians)."""
-    refined: list[Incident] = []
-    drivers = work.drivers
-    for incident in placed:
-        day = incident.day
-        drivers.traffic[day] = clean.traffic[day]
-        drivers.steps[day] = clean.steps[day]
-        drivers.over_report[day] = clean.over_report[day]
-        work.refresh(day)
-        entity = S.ENTITIES[incident.entity]
-        family = FAMILY_BY_TYPE[incident.anomaly_type]
-        again = _place(work, family, [day], config, rng, (entity.entity_name,), incident.decoy)
-        if again is None:
-            return None
-        refined.append(again)
-    return tuple(refined)
-
-
-def _injection_verified(work: Workspace, config: EpisodeConfig, margin: float) -> bool:
+def _injection_verified(hourly: np.ndarray, config: EpisodeConfig, margin: float) -> Verified | None:
     """Injected episodes: flags only on injected dates, every value clear of its threshold."""
-    z = S.deviations(work.values, S.baselines(work.values))
+    values = S.event_values(hourly)
+    base = S.baselines(values)
+    z = S.deviations(values, base)
     injected = np.zeros(C.NUM_DAYS, dtype=bool)
     for injection in config.injections:
         injected[[config.dates.index(d) for d in injection.dates]] = True
     if S.flags(z)[~injected].any() or not S.within_margin(z, margin).all():
-        return False
-    quality = work.values[:, S.QUALITY_COLS]
-    return bool(((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all())
+        return None
+    quality = values[:, S.QUALITY_COLS]
+    if not ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all():
+        return None
+    return values, base, z
 
 
-def _verified(work: Workspace, incidents: tuple[Incident, ...], margin: float) -> bool:
-    """Final check on the finished data: flags are exactly the incidents, with margins."""
-    work.hourly = cascade(work.drivers.traffic, work.drivers.steps, work.drivers.over_report)
-    values = work.values = S.day_values(work.hourly)
-    z = S.deviations(values, S.baselines(values))
+def _verified(hourly: np.ndarray, incidents: tuple[Incident, ...], margin: float) -> Verified | None:
+    """The final check, on the final counts: flags are exactly the anomalies, every value
+    keeps the margin, impossible counts are absent or at least the minimum excess."""
+    values = S.event_values(hourly)
+    base = S.baselines(values)
+    z = S.deviations(values, base)
     expected = np.zeros_like(z, dtype=bool)
     for incident in incidents:
         expected[incident.day, incident.entity] = not incident.decoy
     if not np.array_equal(S.flags(z), expected) or not S.within_margin(z, margin).all():
-        return False
+        return None
     quality = values[:, S.QUALITY_COLS]
-    return bool(((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all())
+    if not ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all():
+        return None
+    return values, base, z

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
@@ -34,8 +35,8 @@ NUMERIC_FIELDS: tuple[str, ...] = ("baseline_value", "observed_value", "delta_va
 def row_key(row: Mapping[str, Any] | AnomalyRow) -> str:
     """Rows are matched on date|entity_type|entity_name."""
     if isinstance(row, AnomalyRow):
-        return f"{row.date}|{row.entity_type}|{row.entity_name}"
-    return "|".join(str(row.get(name)) for name in KEY_FIELDS)
+        return row.key
+    return f"{row.get('date')}|{row.get('entity_type')}|{row.get('entity_name')}"  # KEY_FIELDS
 
 
 class AnomalyRow(BaseModel):
@@ -60,9 +61,9 @@ class AnomalyRow(BaseModel):
             raise ValueError("must be a finite number (NaN and Infinity are not allowed)")
         return value
 
-    @property
+    @cached_property
     def key(self) -> str:
-        return row_key(self)
+        return f"{self.date}|{self.entity_type}|{self.entity_name}"
 
 
 def describe_validation_error(err: ValidationError) -> str:
@@ -110,16 +111,17 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
                 issues.append(f"row {i}: invalid: {describe_validation_error(err)}")
                 invalid += 1
                 continue
+        key = row.key
         problem = _semantic_problem(row, valid_dates)
         if problem:
-            issues.append(f"row {i} ({row.key}): invalid: {problem}")
+            issues.append(f"row {i} ({key}): invalid: {problem}")
             invalid += 1
             continue
-        if row.key in seen:
-            issues.append(f"row {i} ({row.key}): duplicate key; only the first row counts")
+        if key in seen:
+            issues.append(f"row {i} ({key}): duplicate key; only the first row counts")
             duplicates += 1
             continue
-        seen.add(row.key)
+        seen.add(key)
         rows.append(row)
         positions.append(i)
     return ValidatedRows(rows, positions, issues, invalid, duplicates)

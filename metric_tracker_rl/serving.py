@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.generator import warm_up
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
@@ -144,6 +146,9 @@ def build_app(
         new_environment=environment,
     )
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)  # outermost: bodies are capped first
+    # The generator's compiled kernels load (or, on a first run, compile) while the server
+    # starts answering, not in the first reset.
+    threading.Thread(target=warm_up, name="metric-tracker-warm-up", daemon=True).start()
     return app
 
 

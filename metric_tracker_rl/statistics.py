@@ -62,9 +62,16 @@ FUNNEL_COLS = np.flatnonzero(_KIND == "funnel")
 MIX_COLS = np.flatnonzero(_KIND == "mix")
 QUALITY_COLS = np.flatnonzero(_KIND == "quality")
 
-_NUM_IDX = np.array([n for n, _ in C.CONVERSION_METRICS.values()])
-_DEN_IDX = np.array([d for _, d in C.CONVERSION_METRICS.values()])
-_DAYTIME = np.array(list(C.DAYTIME_HOURS))
+# Where each statistic lives, for the compiled statistics (kernels.day_statistics).
+LAYOUT = (
+    COUNT_COLS,
+    RATE_COLS,
+    np.array([n for n, _ in C.CONVERSION_METRICS.values()]),  # rate numerator events
+    np.array([d for _, d in C.CONVERSION_METRICS.values()]),  # rate denominator events
+    FUNNEL_COLS,
+    QUALITY_COLS,
+    np.array([MIX_COLS[0], C.DAYTIME_HOURS.start, C.DAYTIME_HOURS.stop]),
+)
 
 
 def day_values(hourly: np.ndarray) -> np.ndarray:
@@ -74,19 +81,21 @@ def day_values(hourly: np.ndarray) -> np.ndarray:
     daily counts, daily rates (%), lowest hourly step rate (%, hours with impossible
     counts excluded), daytime share of app opens (%), excess of impossible counts.
     """
-    daily = hourly.sum(axis=-2)
-    out = np.empty(daily.shape[:-1] + (NUM_ENTITIES,))
-    out[..., COUNT_COLS] = daily
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[..., RATE_COLS] = 100.0 * daily[..., _NUM_IDX] / daily[..., _DEN_IDX]
-        upstream = hourly[..., :-1]
-        downstream = hourly[..., 1:]
-        excess = np.maximum(downstream - upstream, 0.0)
-        bad_hour = (excess > 0).any(axis=-1, keepdims=True) | (upstream <= 0)
-        step = np.where(bad_hour, np.inf, downstream / upstream)
-        out[..., FUNNEL_COLS] = 100.0 * step.min(axis=-2)
-        out[..., MIX_COLS[0]] = 100.0 * hourly[..., _DAYTIME, 0].sum(axis=-1) / daily[..., 0]
-    out[..., QUALITY_COLS] = excess.sum(axis=-2)
+    lead = hourly.shape[:-2]
+    counts = np.moveaxis(np.asarray(hourly, dtype=np.float64).reshape(-1, C.HOURS, C.NUM_EVENTS), -1, 0)
+    return event_values(np.ascontiguousarray(counts)).reshape(lead + (NUM_ENTITIES,))
+
+
+def event_values(counts: np.ndarray) -> np.ndarray:
+    """``day_values`` for counts laid out event first, (5, days, 24), the generator's
+    layout. Computed by ``kernels.day_statistics``, the one definition of the statistics."""
+    from metric_tracker_rl import kernels  # Numba loads on first use, not on import
+
+    counts = np.ascontiguousarray(counts, dtype=np.float64)
+    if not counts.flags.writeable:  # one compiled signature: writable arrays
+        counts = counts.copy()
+    out = np.empty((counts.shape[1], NUM_ENTITIES))
+    kernels.all_day_statistics(counts, out, LAYOUT)
     return out
 
 

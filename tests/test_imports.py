@@ -62,3 +62,10 @@ def test_openenv_imported_first_is_left_alone():
         "assert not openenv_shim.is_waiting('openenv.core')\n"
     )
     loaded_after(code)
+
+
+@pytest.mark.parametrize("statement", LIGHT_IMPORTS[:-1])
+def test_numba_loads_with_the_first_episode_not_on_import(statement):
+    code = f"{statement}\nimport sys\nprint('numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.split()[-1] == "False"

@@ -145,7 +145,7 @@ def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
     the submission row schema."""
     return {
         "config": episode.visible_config(),
-        "expected_row_count": len(episode.expected_rows),
+        "expected_row_count": episode.expected_count,
         "window": {"start": episode.dates[0], "end": episode.dates[-1], "days": len(episode.dates)},
         "families": [
             {

@@ -1,0 +1,103 @@
+"""The compiled kernels agree with plain NumPy statements of the same rules: the per-day
+statistics with tests/reference_statistics.py, the medians, the cascade and the window
+verdicts with statistics.py and generator.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import reference_statistics
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl import kernels
+from metric_tracker_rl import statistics as S
+from metric_tracker_rl.generator import COLUMNS, LAYOUT, cascade, clean_drivers
+from metric_tracker_rl.tasks import config_for
+
+DAYS = 6
+# Small counts, so that zeros and impossible counts (a step above its predecessor) are common.
+COUNTS = arrays(np.float64, (C.NUM_EVENTS, DAYS, C.HOURS), elements=st.integers(0, 40).map(float))
+
+
+def kernel_values(counts: np.ndarray) -> np.ndarray:
+    values = np.empty((counts.shape[1], S.NUM_ENTITIES))
+    for day in range(counts.shape[1]):
+        kernels.day_statistics(counts, day, values[day], LAYOUT)
+    return values
+
+
+@settings(max_examples=60, deadline=None)
+@given(COUNTS)
+def test_day_statistics_equal_the_reference(counts):
+    expected = reference_statistics.event_values(counts)
+    np.testing.assert_array_equal(kernel_values(counts), expected)
+    np.testing.assert_array_equal(S.event_values(counts), expected)
+    hours_last = np.moveaxis(counts, 0, -1)
+    np.testing.assert_array_equal(S.day_values(hours_last), expected)
+    np.testing.assert_array_equal(
+        S.day_values(hours_last.reshape(2, 3, C.HOURS, C.NUM_EVENTS)), expected.reshape(2, 3, -1)
+    )
+
+
+def test_day_statistics_on_the_hand_built_day():
+    from test_statistics import hand_built_day
+
+    counts = np.ascontiguousarray(np.moveaxis(hand_built_day()[None], -1, 0))
+    np.testing.assert_array_equal(kernel_values(counts), S.day_values(hand_built_day()[None]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, (28, S.NUM_ENTITIES), elements=st.floats(-1e6, 1e6)))
+def test_baselines_equal_statistics_py(values):
+    base = np.empty(S.NUM_ENTITIES)
+    kernels.baselines(values, base, LAYOUT)
+    np.testing.assert_array_equal(base, S.baselines(values))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(C.DIFFICULTIES))
+def test_cascade_day_equals_cascade_with_over_reports(seed, difficulty):
+    config = config_for(None, seed=seed, difficulty=difficulty)
+    rng = np.random.default_rng(seed)
+    drivers = clean_drivers(config, rng)
+    over = np.where(rng.random(drivers.steps.shape) < 0.05, 1.0 + rng.random(drivers.steps.shape), 0.0)
+    expected = cascade(drivers.traffic, drivers.steps, over)
+    counts = np.empty_like(expected)
+    for day in range(C.NUM_DAYS):
+        assert kernels.cascade_day(drivers.traffic[day], drivers.steps[:, day], over[:, day], counts, day)
+    np.testing.assert_array_equal(counts, expected)
+
+
+def test_cascade_day_refuses_counts_that_are_not_finite_and_non_negative():
+    counts = np.empty((C.NUM_EVENTS, 1, C.HOURS))
+    steps = np.full((C.NUM_STEPS, C.HOURS), 0.5)
+    over = np.zeros((C.NUM_STEPS, C.HOURS))
+    assert kernels.cascade_day(np.full(C.HOURS, 100.0), steps, over, counts, 0)
+    steps[2, 5] = -0.1
+    assert not kernels.cascade_day(np.full(C.HOURS, 100.0), steps, over, counts, 0)
+    steps[2, 5] = np.nan
+    assert not kernels.cascade_day(np.full(C.HOURS, 100.0), steps, over, counts, 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**31),
+    st.sampled_from(C.DIFFICULTIES),
+    st.floats(0.0, 0.3),
+)
+def test_window_check_equals_the_verdicts_of_statistics_py(seed, difficulty, spread):
+    """On real and on disturbed windows, the kernel's check passes exactly when every
+    verdict of statistics.py is the expected one with the margin kept."""
+    config = config_for(None, seed=seed, difficulty=difficulty)
+    rng = np.random.default_rng(seed)
+    drivers = clean_drivers(config, rng)
+    drivers.traffic *= np.exp(rng.normal(0.0, spread, (C.NUM_DAYS, 1)))
+    values = S.event_values(cascade(drivers.traffic, drivers.steps, drivers.over_report))
+    z = S.deviations(values, S.baselines(values))
+    margin = C.MARGIN[difficulty]
+    expected = S.flags(z) if rng.random() < 0.5 else np.zeros_like(z, dtype=bool)
+    holds = bool(np.array_equal(S.flags(z), expected) and S.within_margin(z, margin).all())
+    kernel = kernels.window_holds(values, expected, COLUMNS, LAYOUT, margin, C.DATA_QUALITY_MIN_EXCESS)
+    assert kernel == holds
