@@ -7,7 +7,7 @@ hidden expected rows carry exactly the values the public methods return.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -40,6 +40,8 @@ class Episode:
     flagged: np.ndarray  # (days, entities) canonical detector verdicts
     incidents: tuple[Incident, ...]  # the anomalies behind the expected rows
     decoys: tuple[Incident, ...]  # sub-threshold movements that flag nothing
+    # Rows built so far, by (day, entity, anomaly type): each is computed once per episode.
+    _rows: dict[tuple[int, int, str | None], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def spread(self) -> np.ndarray:
@@ -97,10 +99,6 @@ class Episode:
     def applied_synthetic_generators(self) -> list[dict[str, Any]]:
         """The explicit reset-time injections, as applied."""
         return [inj.describe() for inj in self.config.injections]
-
-    @cached_property
-    def _rows(self) -> dict[tuple[int, int, str | None], dict[str, Any]]:
-        return {}
 
     def row(self, day: int, col: int, anomaly_type: str | None = None) -> dict[str, Any]:
         """A row in the submission schema with the canonical values for (day, entity) (a

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
@@ -29,6 +28,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "severity",
 )
 KEY_FIELDS: tuple[str, ...] = ROW_FIELDS[:3]
+_ROW_FIELD_SET = frozenset(ROW_FIELDS)
 NUMERIC_FIELDS: tuple[str, ...] = ("baseline_value", "observed_value", "delta_value")
 
 
@@ -61,7 +61,7 @@ class AnomalyRow(BaseModel):
             raise ValueError("must be a finite number (NaN and Infinity are not allowed)")
         return value
 
-    @cached_property
+    @property
     def key(self) -> str:
         return f"{self.date}|{self.entity_type}|{self.entity_name}"
 
@@ -106,7 +106,8 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
                 continue
             try:
                 # Keys outside the row schema (e.g. an assessment's "threshold") are ignored.
-                row = AnomalyRow.model_validate({k: raw[k] for k in ROW_FIELDS if k in raw})
+                fields = raw if raw.keys() <= _ROW_FIELD_SET else {k: raw[k] for k in ROW_FIELDS if k in raw}
+                row = AnomalyRow.model_validate(fields)
             except ValidationError as err:
                 issues.append(f"row {i}: invalid: {describe_validation_error(err)}")
                 invalid += 1
