@@ -1,8 +1,10 @@
 """Per-day statistics that the canonical detectors read, computed from hourly counts.
 
 Every entity of every family is one column of a flat table (see ``ENTITIES``). The
-same vectorised functions serve the generator (to place anomalies and verify the ground
-truth) and the analysis methods (to answer agents), so both always agree.
+same functions serve the generator (to place anomalies and verify the ground truth) and
+the analysis methods (to answer agents), so both always agree. The per-day table itself
+is computed by ``kernels.day_statistics`` (compiled); medians, deviations, verdicts,
+margins and severities are NumPy here.
 """
 
 from __future__ import annotations
