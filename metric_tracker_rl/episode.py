@@ -54,6 +54,10 @@ class Episode:
         return _frozen(S.severity_level(self.z, self.values[:, S.COUNT_COLS[:-1]]))
 
     @cached_property
+    def _rounded_base(self) -> tuple[float, ...]:
+        return tuple(round(float(b), C.ROUND_DIGITS) for b in self.base)
+
+    @cached_property
     def date_index(self) -> dict[str, int]:
         return {d: i for i, d in enumerate(self.dates)}
 
@@ -110,7 +114,7 @@ class Episode:
 
     def _build_row(self, day: int, col: int, anomaly_type: str | None) -> dict[str, Any]:
         entity = S.ENTITIES[col]
-        baseline = round(float(self.base[col]), C.ROUND_DIGITS)
+        baseline = self._rounded_base[col]
         observed = round(float(self.values[day, col]), C.ROUND_DIGITS)
         return {
             "date": self.dates[day],

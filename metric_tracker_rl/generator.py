@@ -154,7 +154,6 @@ def hours_last(counts: np.ndarray) -> np.ndarray:
 
 _FAMILY_ID = {f.anomaly_type: i for i, f in enumerate(FAMILIES)}
 _KIND_CODE = {kind: code for code, kind in enumerate(("count", "rate", "funnel", "mix", "quality"))}
-_STATISTIC_BY_CODE = {code: kind for kind, code in _KIND_CODE.items()}
 _MAX_ENTITIES = max(len(f.entity_names) for f in FAMILIES)
 # The tables the kernel reads, built once from families.py, statistics.py and constants.py.
 FAMILY_TABLES = (
@@ -266,19 +265,17 @@ def place(
     )
     if passes <= 0:
         return None
-    days, cols, values, starts, lengths, families, decoys = out
-    kinds = FAMILY_TABLES[0]
     incidents = tuple(
         Incident(
-            FAMILIES[families[i]].anomaly_type,
-            int(days[i]),
-            int(cols[i]),
-            _parameters(
-                _STATISTIC_BY_CODE[int(kinds[families[i]])], values[i], int(starts[i]), int(lengths[i])
-            ),
-            bool(decoys[i]),
+            FAMILIES[family].anomaly_type,
+            day,
+            col,
+            _parameters(FAMILIES[family].statistic, value, start, length),
+            decoy,
         )
-        for i in range(total)
+        for day, col, value, start, length, family, decoy in zip(
+            *(column.tolist() for column in out), strict=True
+        )
     )
     return state[0], incidents, int(passes)
 

@@ -4,12 +4,11 @@ validation. Plain pydantic, no server imports."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
 
@@ -42,7 +41,8 @@ def row_key(row: Mapping[str, Any] | AnomalyRow) -> str:
 class AnomalyRow(BaseModel):
     """One reported anomaly: a (date, entity) pair with its family, method and values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Values must be finite: NaN and Infinity are refused by pydantic-core itself.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     date: str = Field(description="ISO date YYYY-MM-DD inside the episode window")
     entity_type: EntityType
@@ -53,13 +53,6 @@ class AnomalyRow(BaseModel):
     observed_value: float
     delta_value: float
     severity: Severity
-
-    @field_validator("baseline_value", "observed_value", "delta_value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number (NaN and Infinity are not allowed)")
-        return value
 
     @property
     def key(self) -> str:
@@ -100,7 +93,7 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
         if isinstance(raw, AnomalyRow):
             row = raw
         else:
-            if not isinstance(raw, Mapping):
+            if not isinstance(raw, dict) and not isinstance(raw, Mapping):  # dict first: the usual, and fast
                 issues.append(f"row {i}: invalid: expected an object with fields {list(ROW_FIELDS)}")
                 invalid += 1
                 continue

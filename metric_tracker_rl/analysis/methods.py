@@ -375,12 +375,14 @@ def generator_rows(
     else:
         hit = np.abs(delta) > limit
     rows = []
-    for day, j in zip(*np.nonzero(hit), strict=True):
-        col = int(cols[j])
-        kind = anomaly_type or anomaly_type_for(col, float(delta[day, j]))
+    days, picks = np.nonzero(hit)
+    columns = cols[picks].tolist()
+    deviations = delta[days, picks].tolist()
+    for day, col, deviation in zip(days.tolist(), columns, deviations, strict=True):
+        kind = anomaly_type or anomaly_type_for(col, deviation)
         if kind == "normal":
             continue
-        rows.append(episode.row(int(day), col, kind))
+        rows.append(episode.row(day, col, kind))
     rows.sort(key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
     return rows
 
