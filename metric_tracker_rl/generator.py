@@ -239,6 +239,7 @@ def place(
         drivers.traffic,
         drivers.steps,
         drivers.over_report,
+        np.empty((S.NUM_ENTITIES, C.NUM_DAYS)),  # each statistic's days in order, for the medians
     )
     out = (
         np.full(total, -1, dtype=np.int64),  # day

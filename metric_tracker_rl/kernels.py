@@ -93,6 +93,60 @@ def baselines(values, base, layout):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def sort_columns(values, ordered):  # pragma: no cover - compiled
+    """``ordered`` (E, days): each column of ``values`` (days, E) in ascending order."""
+    days = values.shape[0]
+    for col in range(values.shape[1]):
+        for i in range(days):
+            x = values[i, col]
+            j = i
+            while j > 0 and ordered[col, j - 1] > x:
+                ordered[col, j] = ordered[col, j - 1]
+                j -= 1
+            ordered[col, j] = x
+
+
+@njit(**_JIT)
+def sorted_baselines(ordered, base, layout):  # pragma: no cover - compiled
+    """``baselines`` from columns kept in order (``sort_columns``, ``replace_sorted``)."""
+    rate_cols, funnel_cols, quality_cols = layout[1], layout[4], layout[5]
+    days = ordered.shape[1]
+    for col in range(ordered.shape[0]):
+        base[col] = 0.5 * (ordered[col, (days - 1) // 2] + ordered[col, days // 2])
+    for s in range(funnel_cols.size):
+        base[funnel_cols[s]] = base[rate_cols[s]]
+        base[quality_cols[s]] = 0.0
+
+
+@njit(**_JIT)
+def replace_sorted(ordered, old, new):  # pragma: no cover - compiled
+    """Keep ``ordered`` in order when one day's statistics change from ``old`` to ``new``:
+    per column, the old value leaves its place and the new one slides into its own. False
+    (the table untouched from that column on) if an old value is not in it: re-sort then."""
+    days = ordered.shape[1]
+    for col in range(ordered.shape[0]):
+        before, after = old[col], new[col]
+        if before == after:
+            continue
+        row = ordered[col]
+        i = 0
+        while i < days and row[i] != before:
+            i += 1
+        if i == days:
+            return False
+        if after > before:
+            while i + 1 < days and row[i + 1] < after:
+                row[i] = row[i + 1]
+                i += 1
+        else:
+            while i > 0 and row[i - 1] > after:
+                row[i] = row[i - 1]
+                i -= 1
+        row[i] = after
+    return True
+
+
+@njit(**_JIT)
 def verdict_bounds(base, columns, margin, bounds):  # pragma: no cover - compiled
     """Per column, the distances from the baseline that decide a verdict: a value flags
     beyond ``bounds[0]``, keeps the margin within ``bounds[1]`` or beyond ``bounds[2]``
@@ -299,11 +353,12 @@ def place_one(rng, kind, direction, decoy, allowed, free, state, columns, layout
     day flags exactly the target with the margin on every statistic (judged against the
     current window medians). The day's drivers, counts and statistics are updated."""
     counts, values, traffic, steps, over_report = state[0], state[1], state[2], state[3], state[4]
+    ordered = state[5]
     hours = traffic.shape[1]
     steps_n = steps.shape[0]
     margin, candidates, min_excess = tuning[0], int(tuning[5]), tuning[8]
     base = np.empty(values.shape[1])
-    baselines(values, base, layout)
+    sorted_baselines(ordered, base, layout)
     bounds = np.empty((3, values.shape[1]))
     verdict_bounds(base, columns, margin, bounds)
     free_days = np.flatnonzero(free)
@@ -338,6 +393,8 @@ def place_one(rng, kind, direction, decoy, allowed, free, state, columns, layout
             if cascade_day(new_traffic, new_steps, new_over, counts, day):
                 day_statistics(counts, day, values[day], layout)
                 if day_holds(values, day, base, bounds, -1 if decoy else col, columns, min_excess):
+                    if not replace_sorted(ordered, saved_values, values[day]):
+                        sort_columns(values, ordered)
                     _copy(new_traffic, traffic[day])
                     _put_day(steps, day, new_steps)
                     _put_day(over_report, day, new_over)
@@ -395,6 +452,7 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
     expected = np.zeros(values.shape, dtype=np.bool_)
     if not window_holds(values, expected, columns, layout, margin, min_excess):
         return NOISY
+    sort_columns(values, state[5])
     clean = (counts.copy(), values.copy(), traffic.copy(), state[3].copy(), state[4].copy())
     anomalies = plan.size
     total = anomalies + decoys
@@ -450,7 +508,10 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
         for slot in range(total):
             day = out[0][slot]
             _copy_day(clean[0], counts, day)
+            kept = replace_sorted(state[5], values[day], clean[1][day])
             _copy(clean[1][day], values[day])
+            if not kept:
+                sort_columns(values, state[5])
             _copy(clean[2][day], traffic[day])
             _copy_day(clean[3], state[3], day)
             _copy_day(clean[4], state[4], day)

@@ -101,3 +101,32 @@ def test_window_check_equals_the_verdicts_of_statistics_py(seed, difficulty, spr
     holds = bool(np.array_equal(S.flags(z), expected) and S.within_margin(z, margin).all())
     kernel = kernels.window_holds(values, expected, COLUMNS, LAYOUT, margin, C.DATA_QUALITY_MIN_EXCESS)
     assert kernel == holds
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float64, (28, S.NUM_ENTITIES), elements=st.floats(-1e3, 1e3)),
+    st.lists(st.tuples(st.integers(0, 27), st.integers(0, 2**31)), min_size=1, max_size=12),
+)
+def test_medians_kept_in_order_equal_a_full_sort(values, changes):
+    """Placement keeps every statistic's days in order as days change, and reads the
+    medians from that: the same as sorting the window again."""
+    values = values.copy()
+    ordered = np.empty((S.NUM_ENTITIES, 28))
+    kernels.sort_columns(values, ordered)
+    for day, seed in changes:
+        new = np.random.default_rng(seed).normal(0.0, 500.0, S.NUM_ENTITIES)
+        new[::3] = values[day, ::3]  # some statistics keep their value
+        assert kernels.replace_sorted(ordered, values[day].copy(), new)
+        values[day] = new
+        np.testing.assert_array_equal(ordered, np.sort(values, axis=0).T)
+        base = np.empty(S.NUM_ENTITIES)
+        kernels.sorted_baselines(ordered, base, LAYOUT)
+        np.testing.assert_array_equal(base, S.baselines(values))
+
+
+def test_a_value_missing_from_the_order_is_reported():
+    values = np.arange(28.0 * S.NUM_ENTITIES).reshape(28, S.NUM_ENTITIES)
+    ordered = np.empty((S.NUM_ENTITIES, 28))
+    kernels.sort_columns(values, ordered)
+    assert not kernels.replace_sorted(ordered, np.full(S.NUM_ENTITIES, -1.0), np.zeros(S.NUM_ENTITIES))
