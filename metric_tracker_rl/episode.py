@@ -192,7 +192,7 @@ def _build_cached(config: EpisodeConfig) -> Episode:
         _frozen(data.values),
         _frozen(data.base),
         _frozen(data.z),
-        _frozen(S.flags(data.z)),
+        _frozen(data.flagged),
         incidents,
         decoys,
     )

@@ -8,12 +8,13 @@ the analysis methods and the grader all read this table; nothing else hard-codes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from metric_tracker_rl import constants as C
 
 Direction = Literal["up", "down", "both"]
 StatisticKind = Literal["count", "rate", "funnel", "mix", "quality"]
+STATISTIC_KINDS: tuple[StatisticKind, ...] = get_args(StatisticKind)  # in this order everywhere
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Deterministic funnel data with seeded anomalies and honest ground truth.
 
 Data model: two driver arrays per episode, app-open traffic (days, 24) and step conversion
-(days, 24, 4). Counts cascade from them by rounding, so clean data is funnel-monotone in
+(4, days, 24). Counts cascade from them by rounding, so clean data is funnel-monotone in
 every hour. Every anomaly family is the same mechanism with other parameters: multipliers
 on the drivers of one day (plus, for impossible counts, an over-report of one event).
 
@@ -28,7 +28,13 @@ import numpy as np
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection, resolve_config
-from metric_tracker_rl.families import ENTITY_NAMES_BY_TYPE, FAMILIES, FAMILY_BY_TYPE, opposite
+from metric_tracker_rl.families import (
+    ENTITY_NAMES_BY_TYPE,
+    FAMILIES,
+    FAMILY_BY_TYPE,
+    STATISTIC_KINDS,
+    opposite,
+)
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
 CANDIDATES = 4  # multiplier proposals tried per (day, entity)
@@ -38,13 +44,9 @@ REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-
 # (impossible counts cannot: any excess is flagged).
 DECOY_FAMILIES: tuple[str, ...] = tuple(f.anomaly_type for f in FAMILIES if f.statistic != "quality")
 
-_HOURS = np.arange(C.HOURS)
-_DAYTIME = np.isin(_HOURS, list(C.DAYTIME_HOURS))
 _PROFILE = np.array(C.HOURLY_PROFILE)
 _TREND = 1.0 + C.TREND_PER_DAY * (np.arange(C.NUM_DAYS) - (C.NUM_DAYS - 1) / 2)
 _LOGIT_BASE = np.log(np.array(C.BASE_STEP_RATES) / (1 - np.array(C.BASE_STEP_RATES)))
-_EVENT_IDS = np.arange(C.NUM_EVENTS)
-_STEP_IDS = np.arange(C.NUM_STEPS)
 # Each entity's position among its type's entity names (event, metric, step or pair index).
 _POSITION = np.array([ENTITY_NAMES_BY_TYPE[e.entity_type].index(e.entity_name) for e in S.ENTITIES])
 _DIRECTION = {"up": 1, "down": -1, "both": 0}
@@ -87,10 +89,10 @@ class GeneratedData:
     hourly: np.ndarray  # (days, 24, 5) int64
     incidents: tuple[Incident, ...]
     attempt: int  # whole-episode re-draws before this one verified
-    rounds: int  # window verifications of the verified attempt (0 for injected episodes)
     values: np.ndarray  # (days, entities) statistic per entity, from ``hourly``
     base: np.ndarray  # (entities,) baselines
     z: np.ndarray  # (days, entities) deviations in threshold units
+    flagged: np.ndarray  # (days, entities) the canonical detectors' verdicts
 
 
 # --- clean data ------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def hours_last(counts: np.ndarray) -> np.ndarray:
 # --- placement -------------------------------------------------------------------------
 
 _FAMILY_ID = {f.anomaly_type: i for i, f in enumerate(FAMILIES)}
-_KIND_CODE = {kind: code for code, kind in enumerate(("count", "rate", "funnel", "mix", "quality"))}
+_KIND_CODE = {kind: code for code, kind in enumerate(STATISTIC_KINDS)}  # kernels.COUNT ...
 _MAX_ENTITIES = max(len(f.entity_names) for f in FAMILIES)
 # The tables the kernel reads, built once from families.py, statistics.py and constants.py.
 FAMILY_TABLES = (
@@ -175,7 +177,6 @@ COLUMNS = (
     np.array([_KIND_CODE[e.statistic] for e in S.ENTITIES]),
     _POSITION,
 )
-LAYOUT = S.LAYOUT
 _ALL_DECOY_FAMILIES = np.array([_FAMILY_ID[t] for t in DECOY_FAMILIES])
 
 
@@ -187,8 +188,6 @@ def _tuning(difficulty: str) -> np.ndarray:
             C.MARGIN[difficulty],
             C.INCIDENT_REACH[difficulty],
             C.DECOY_MIN_Z[difficulty],
-            C.COUNT_THRESHOLD_RELATIVE,
-            C.FUNNEL_BREAK_RELATIVE_DROP,
             CANDIDATES,
             _ORDER_RATE,
             _PAY_RATE,
@@ -225,11 +224,11 @@ def _parameters(statistic: str, value: float, start: int, length: int) -> dict[s
 
 def place(
     config: EpisodeConfig, drivers: Drivers, rng: np.random.Generator
-) -> tuple[np.ndarray, tuple[Incident, ...], int] | None:
+) -> tuple[np.ndarray, tuple[Incident, ...]] | None:
     """Place the config's anomalies and its difficulty's decoys on clean drivers (changed
-    in place): the counts (5, days, 24), the incidents (anomalies in plan order, then
-    decoys) and the verification passes used; None when the noise alone comes too close
-    to a threshold or an incident found no place."""
+    in place): the counts (5, days, 24) and the incidents (anomalies in plan order, then
+    decoys); None when the noise alone comes too close to a threshold or an incident found
+    no place."""
     plan = np.array([_FAMILY_ID[t] for t in config.anomaly_plan], dtype=np.int64)
     total = plan.size + C.DECOYS[config.difficulty]
     in_play = [_FAMILY_ID[t] for t in dict.fromkeys(config.anomaly_plan) if t in DECOY_FAMILIES]
@@ -259,7 +258,7 @@ def place(
         FAMILY_TABLES,
         (np.array(in_play, dtype=np.int64), _ALL_DECOY_FAMILIES),
         COLUMNS,
-        LAYOUT,
+        S.LAYOUT,
         _tuning(config.difficulty),
         _limits(config.difficulty),
         out,
@@ -278,7 +277,7 @@ def place(
             *(column.tolist() for column in out), strict=True
         )
     )
-    return state[0], incidents, int(passes)
+    return state[0], incidents
 
 
 def _inject(drivers: Drivers, hourly: np.ndarray, injection: Injection, dates: tuple[str, ...]) -> None:
@@ -331,17 +330,23 @@ def generate(config: EpisodeConfig) -> GeneratedData:
             for injection in config.injections:
                 _inject(drivers, hourly, injection, config.dates)
                 hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
-            verified = _injection_verified(hourly, config, margin)
+            injected = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
+            for injection in config.injections:
+                injected[[config.dates.index(d) for d in injection.dates]] = True
+            verified = _verified(hourly, margin, required=np.zeros_like(injected), allowed=injected)
             if verified is not None:
-                return GeneratedData(hours_last(hourly), (), attempt, 0, *verified)
+                return GeneratedData(hours_last(hourly), (), attempt, *verified)
             continue
         placed = place(config, drivers, rng)
         if placed is None:
             continue
-        hourly, incidents, passes = placed
-        verified = _verified(hourly, incidents, margin)
+        hourly, incidents = placed
+        expected = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
+        for incident in incidents:
+            expected[incident.day, incident.entity] = not incident.decoy
+        verified = _verified(hourly, margin, required=expected, allowed=expected)
         if verified is not None:
-            return GeneratedData(hours_last(hourly), incidents, attempt, passes, *verified)
+            return GeneratedData(hours_last(hourly), incidents, attempt, *verified)
     if config.injections:
         raise ConfigError(
             "the injected shifts land within the separation margin of a detector threshold (or "
@@ -351,37 +356,22 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     raise GenerationError(f"could not generate a verified episode for {config}")
 
 
-Verified = tuple[np.ndarray, np.ndarray, np.ndarray]  # values, baselines, deviations
+Verified = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # values, baselines, deviations, flags
 
 
-def _injection_verified(hourly: np.ndarray, config: EpisodeConfig, margin: float) -> Verified | None:
-    """Injected episodes: flags only on injected dates, every value clear of its threshold."""
+def _verified(
+    hourly: np.ndarray, margin: float, required: np.ndarray, allowed: np.ndarray
+) -> Verified | None:
+    """The final check, on the final counts: every required (day, entity) flags, nothing
+    flags that is not allowed, every value keeps the margin, and impossible counts are
+    absent or at least the minimum excess."""
     values = S.event_values(hourly)
     base = S.baselines(values)
     z = S.deviations(values, base)
-    injected = np.zeros(C.NUM_DAYS, dtype=bool)
-    for injection in config.injections:
-        injected[[config.dates.index(d) for d in injection.dates]] = True
-    if S.flags(z)[~injected].any() or not S.within_margin(z, margin).all():
+    flagged = S.flags(z)
+    if (flagged & ~allowed).any() or (required & ~flagged).any() or not S.within_margin(z, margin).all():
         return None
     quality = values[:, S.QUALITY_COLS]
     if not ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all():
         return None
-    return values, base, z
-
-
-def _verified(hourly: np.ndarray, incidents: tuple[Incident, ...], margin: float) -> Verified | None:
-    """The final check, on the final counts: flags are exactly the anomalies, every value
-    keeps the margin, impossible counts are absent or at least the minimum excess."""
-    values = S.event_values(hourly)
-    base = S.baselines(values)
-    z = S.deviations(values, base)
-    expected = np.zeros_like(z, dtype=bool)
-    for incident in incidents:
-        expected[incident.day, incident.entity] = not incident.decoy
-    if not np.array_equal(S.flags(z), expected) or not S.within_margin(z, margin).all():
-        return None
-    quality = values[:, S.QUALITY_COLS]
-    if not ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all():
-        return None
-    return values, base, z
+    return values, base, z, flagged

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-COUNT, RATE, FUNNEL, MIX, QUALITY = range(5)  # statistic kinds, in the tables' codes
+# Statistic kinds as the tables code them: positions in families.STATISTIC_KINDS.
+COUNT, RATE, FUNNEL, MIX, QUALITY = range(5)
 # Kernel outcomes besides a positive number of verification passes.
 FAILED = -1  # an incident found no place, or refining did not verify
 NOISY = -2  # the clean data alone comes too close to a threshold
@@ -74,27 +75,16 @@ def all_day_statistics(counts, out, layout):  # pragma: no cover - compiled
 @njit(**_JIT)
 def baselines(values, base, layout):  # pragma: no cover - compiled
     """Window medians (``statistics.baselines``): funnel steps take their step rate's,
-    impossible counts 0. A column of 28 days is ordered by insertion, in place of a sort."""
-    rate_cols, funnel_cols, quality_cols = layout[1], layout[4], layout[5]
-    days = values.shape[0]
-    ordered = np.empty(days)
-    for col in range(values.shape[1]):
-        for i in range(days):
-            x = values[i, col]
-            j = i
-            while j > 0 and ordered[j - 1] > x:
-                ordered[j] = ordered[j - 1]
-                j -= 1
-            ordered[j] = x
-        base[col] = 0.5 * (ordered[(days - 1) // 2] + ordered[days // 2])
-    for s in range(funnel_cols.size):
-        base[funnel_cols[s]] = base[rate_cols[s]]
-        base[quality_cols[s]] = 0.0
+    impossible counts 0."""
+    ordered = np.empty((values.shape[1], values.shape[0]))
+    sort_columns(values, ordered)
+    sorted_baselines(ordered, base, layout)
 
 
 @njit(**_JIT)
 def sort_columns(values, ordered):  # pragma: no cover - compiled
-    """``ordered`` (E, days): each column of ``values`` (days, E) in ascending order."""
+    """``ordered`` (E, days): each column of ``values`` (days, E) in ascending order (by
+    insertion: 28 values, in place of a sort)."""
     days = values.shape[0]
     for col in range(values.shape[1]):
         for i in range(days):
@@ -148,19 +138,18 @@ def replace_sorted(ordered, old, new):  # pragma: no cover - compiled
 
 @njit(**_JIT)
 def verdict_bounds(base, columns, margin, bounds):  # pragma: no cover - compiled
-    """Per column, the distances from the baseline that decide a verdict: a value flags
-    beyond ``bounds[0]``, keeps the margin within ``bounds[1]`` or beyond ``bounds[2]``
-    (in the statistic's units; funnel steps count drops only, impossible counts any
-    excess). The same rules as ``deviation``, ``flags`` and ``within_margin``, with the
-    divisions done once per column instead of once per value."""
+    """Per column, the distances from the baseline that keep the margin: an unflagged value
+    lies within ``bounds[0]``, a flagged one beyond ``bounds[1]`` (in the statistic's
+    units: the threshold, relative to the baseline for counts and funnel steps). The rules
+    of ``statistics.deviations``, ``flags`` and ``within_margin``, with the divisions done
+    once per column instead of once per value."""
     thresholds, kinds = columns[0], columns[1]
     for col in range(base.size):
         unit = thresholds[col]
         if kinds[col] == COUNT or kinds[col] == FUNNEL:
             unit = base[col] * thresholds[col]
-        bounds[0, col] = unit
-        bounds[1, col] = (1.0 - margin) * unit
-        bounds[2, col] = (1.0 + margin) * unit
+        bounds[0, col] = (1.0 - margin) * unit
+        bounds[1, col] = (1.0 + margin) * unit
 
 
 @njit(**_JIT)
@@ -171,14 +160,14 @@ def value_holds(value, base, col, kind, bounds, wanted, min_excess):  # pragma: 
         if wanted:
             return value >= min_excess
         return delta == 0.0
-    if kind == FUNNEL:
+    if kind == FUNNEL:  # drops only
         if wanted:
-            return -delta >= bounds[2, col]
-        return -delta <= bounds[1, col]
+            return -delta >= bounds[1, col]
+        return -delta <= bounds[0, col]
     size = abs(delta)
     if wanted:
-        return size >= bounds[2, col]
-    return size <= bounds[1, col]
+        return size >= bounds[1, col]
+    return size <= bounds[0, col]
 
 
 @njit(**_JIT)
@@ -257,7 +246,7 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         # The event moves beyond the threshold; its neighbours follow just inside it, so
         # no conversion rate breaks.
         sign = _sign(rng, direction)
-        threshold = tuning[3]
+        threshold = thresholds[col]
         target = 1.0 + threshold * _target_z(rng, sign, decoy, tuning, 0.3)
         factors = np.empty(count_cols.size)
         for e in range(count_cols.size):
@@ -281,7 +270,7 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         if position < steps_n:
             step_factor[position, :] = needed
         else:
-            order_col, pay_col = int(tuning[6]), int(tuning[7])
+            order_col, pay_col = int(tuning[4]), int(tuning[5])
             other = pay_col if col == order_col else order_col
             other_rate = base[other] + thresholds[other] * _inside_z(rng, margin)
             other_needed = other_rate / values[day, other]
@@ -303,7 +292,7 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         start = 7 + int(rng.random() * (14 - length))
         z = max(_target_z(rng, -1.0, decoy, tuning, 1.0), -1.9)  # -2 would be a total outage
         rate_col = rate_cols[step]
-        target = base[rate_col] / 100.0 * (1.0 + tuning[4] * z)
+        target = base[rate_col] / 100.0 * (1.0 + thresholds[col] * z)
         desired = (base[rate_col] + thresholds[rate_col] * _inside_z(rng, margin) * 0.5) / 100.0
         lost, rest, upstream_total = 0.0, 0.0, 0.0
         value = np.inf
@@ -349,17 +338,17 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
 def place_one(rng, kind, direction, decoy, allowed, free, state, columns, layout, tuning, tries, out, slot):
     # pragma: no cover - compiled
     """Place one incident: up to ``tries`` (day, entity) pairs from ``free`` days and
-    ``allowed`` columns, ``tuning[5]`` candidates each, keeping the first candidate whose
+    ``allowed`` columns, ``tuning[3]`` candidates each, keeping the first candidate whose
     day flags exactly the target with the margin on every statistic (judged against the
     current window medians). The day's drivers, counts and statistics are updated."""
     counts, values, traffic, steps, over_report = state[0], state[1], state[2], state[3], state[4]
     ordered = state[5]
     hours = traffic.shape[1]
     steps_n = steps.shape[0]
-    margin, candidates, min_excess = tuning[0], int(tuning[5]), tuning[8]
+    margin, candidates, min_excess = tuning[0], int(tuning[3]), tuning[6]
     base = np.empty(values.shape[1])
     sorted_baselines(ordered, base, layout)
-    bounds = np.empty((3, values.shape[1]))
+    bounds = np.empty((2, values.shape[1]))
     verdict_bounds(base, columns, margin, bounds)
     free_days = np.flatnonzero(free)
     traffic_factor = np.empty(hours)
@@ -415,7 +404,7 @@ def window_holds(values, expected, columns, layout, margin, min_excess):  # prag
     kinds = columns[1]
     base = np.empty(values.shape[1])
     baselines(values, base, layout)
-    bounds = np.empty((3, values.shape[1]))
+    bounds = np.empty((2, values.shape[1]))
     verdict_bounds(base, columns, margin, bounds)
     for day in range(values.shape[0]):
         for col in range(values.shape[1]):
@@ -437,9 +426,9 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
     hour, hours) per incident, anomalies first.
     """
     counts, values, traffic = state[0], state[1], state[2]
-    kind_of, direction_of, opposite, decoy_capable, entity_count, entity_cols = families
+    opposite, decoy_capable, entity_count, entity_cols = families[2], families[3], families[4], families[5]
     days = traffic.shape[0]
-    margin, min_excess = tuning[0], tuning[8]
+    margin, min_excess = tuning[0], tuning[6]
     decoys, tries, refine_rounds = limits[0], limits[1], limits[2]
     day_steps = np.empty((state[3].shape[0], traffic.shape[1]))  # contiguous, as in place_one
     day_over = np.empty_like(day_steps)

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import kernels
 from metric_tracker_rl import statistics as S
-from metric_tracker_rl.generator import COLUMNS, LAYOUT, cascade, clean_drivers
+from metric_tracker_rl.generator import COLUMNS, cascade, clean_drivers
 from metric_tracker_rl.tasks import config_for
 
 DAYS = 6
@@ -24,7 +24,7 @@ COUNTS = arrays(np.float64, (C.NUM_EVENTS, DAYS, C.HOURS), elements=st.integers(
 def kernel_values(counts: np.ndarray) -> np.ndarray:
     values = np.empty((counts.shape[1], S.NUM_ENTITIES))
     for day in range(counts.shape[1]):
-        kernels.day_statistics(counts, day, values[day], LAYOUT)
+        kernels.day_statistics(counts, day, values[day], S.LAYOUT)
     return values
 
 
@@ -52,7 +52,7 @@ def test_day_statistics_on_the_hand_built_day():
 @given(arrays(np.float64, (28, S.NUM_ENTITIES), elements=st.floats(-1e6, 1e6)))
 def test_baselines_equal_statistics_py(values):
     base = np.empty(S.NUM_ENTITIES)
-    kernels.baselines(values, base, LAYOUT)
+    kernels.baselines(values, base, S.LAYOUT)
     np.testing.assert_array_equal(base, S.baselines(values))
 
 
@@ -99,7 +99,7 @@ def test_window_check_equals_the_verdicts_of_statistics_py(seed, difficulty, spr
     margin = C.MARGIN[difficulty]
     expected = S.flags(z) if rng.random() < 0.5 else np.zeros_like(z, dtype=bool)
     holds = bool(np.array_equal(S.flags(z), expected) and S.within_margin(z, margin).all())
-    kernel = kernels.window_holds(values, expected, COLUMNS, LAYOUT, margin, C.DATA_QUALITY_MIN_EXCESS)
+    kernel = kernels.window_holds(values, expected, COLUMNS, S.LAYOUT, margin, C.DATA_QUALITY_MIN_EXCESS)
     assert kernel == holds
 
 
@@ -121,7 +121,7 @@ def test_medians_kept_in_order_equal_a_full_sort(values, changes):
         values[day] = new
         np.testing.assert_array_equal(ordered, np.sort(values, axis=0).T)
         base = np.empty(S.NUM_ENTITIES)
-        kernels.sorted_baselines(ordered, base, LAYOUT)
+        kernels.sorted_baselines(ordered, base, S.LAYOUT)
         np.testing.assert_array_equal(base, S.baselines(values))
 
 
@@ -130,3 +130,10 @@ def test_a_value_missing_from_the_order_is_reported():
     ordered = np.empty((S.NUM_ENTITIES, 28))
     kernels.sort_columns(values, ordered)
     assert not kernels.replace_sorted(ordered, np.full(S.NUM_ENTITIES, -1.0), np.zeros(S.NUM_ENTITIES))
+
+
+def test_the_kernel_codes_statistic_kinds_as_families_orders_them():
+    from metric_tracker_rl.families import STATISTIC_KINDS
+
+    codes = (kernels.COUNT, kernels.RATE, kernels.FUNNEL, kernels.MIX, kernels.QUALITY)
+    assert codes == tuple(STATISTIC_KINDS.index(k) for k in ("count", "rate", "funnel", "mix", "quality"))

@@ -12,7 +12,7 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
 from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
-from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES, Family
+from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES, STATISTIC_KINDS, Family
 from metric_tracker_rl.rows import ROW_FIELDS, RowObject, row_key, validate_rows
 
 ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
@@ -330,14 +330,14 @@ def preview_submission(episode: Episode, args: RowsArgs) -> dict[str, Any]:
 @method("get_metric_median", "statistic", MetricArgs, cost=1)
 def get_metric_median(episode: Episode, args: MetricArgs) -> dict[str, Any]:
     """The window baseline of one entity's statistic (median; 0 for impossible counts)."""
-    entity = _entity(args.metric_name, ("count", "rate", "funnel", "mix", "quality"))
+    entity = _entity(args.metric_name, STATISTIC_KINDS)
     return {"metric_name": entity.entity_name, "median": _round(episode.base[entity.index])}
 
 
 @method("get_metric_std_dev_from_median", "statistic", MetricArgs, cost=1)
 def get_metric_std_dev_from_median(episode: Episode, args: MetricArgs) -> dict[str, Any]:
     """std_dev_from_median = sqrt(mean((x - median)^2)) of one entity's daily statistic."""
-    entity = _entity(args.metric_name, ("count", "rate", "funnel", "mix", "quality"))
+    entity = _entity(args.metric_name, STATISTIC_KINDS)
     return {
         "metric_name": entity.entity_name,
         "median": _round(episode.base[entity.index]),
@@ -346,8 +346,6 @@ def get_metric_std_dev_from_median(episode: Episode, args: MetricArgs) -> dict[s
 
 
 # --- generators ------------------------------------------------------------------------
-
-ALL_KINDS = ("count", "rate", "funnel", "mix", "quality")
 
 
 def generator_rows(
@@ -425,7 +423,7 @@ def get_median_filter_rows(episode: Episode, args: GeneratorArgs) -> dict[str, A
     """The broadest filter: every entity statistic (counts, rates, funnel steps, hourly
     mix, impossible counts) whose deviation from its median exceeds threshold_multiplier x
     std_from_median on a side its family can flag."""
-    rows = generator_rows(episode, args, ALL_KINDS, "both", None)
+    rows = generator_rows(episode, args, STATISTIC_KINDS, "both", None)
     return {"rows": rows, "row_count": len(rows)}
 
 
