@@ -35,9 +35,9 @@ from metric_tracker_rl.agents.llm import (
     LLMConfigError,
     StepEvent,
     agent_tools,
-    compact_json,
     settings_from_env,
 )
+from metric_tracker_rl.agents.turns import compact_json
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.analysis.methods import GeneratorSpec
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
