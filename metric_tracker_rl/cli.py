@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from metric_tracker_rl import constants as C
+
 app = typer.Typer(
     name="metric-tracker",
     help="metric_tracker_rl: investigate synthetic product-funnel metrics, submit a graded anomaly report.",
@@ -456,6 +458,34 @@ def export(
     typer.echo("  manifest.json")
     if debug:
         typer.echo("debug: expected_rows and anomaly_schedule hold the hidden truth; keep them from agents.")
+
+
+# --- dataset ---------------------------------------------------------------------------
+
+
+@app.command("dataset")
+def dataset(
+    out_dir: Annotated[str, typer.Argument(help="Directory to write into (created if missing).")],
+    per_cell: Annotated[
+        int,
+        typer.Option(
+            "--per-cell", min=1, help="Training configs per scenario family x difficulty x anomaly density."
+        ),
+    ] = C.DATASET_PER_CELL,
+) -> None:
+    """Write Hugging Face datasets (Parquet, with a card): prompts/ for GRPO, sft/ for SFT warm-up."""
+    from metric_tracker_rl.integrations.dataset import DatasetError, write_dataset
+
+    try:
+        summary = write_dataset(out_dir, per_cell=per_cell)
+    except DatasetError as err:
+        raise typer.BadParameter(str(err), param_hint="OUT_DIR") from None
+    typer.echo(f"Wrote {out_dir}:")
+    for name, entry in summary["files"].items():
+        typer.echo(f"  {name}.parquet  ({entry['rows']} rows, {entry['bytes']} bytes)")
+    typer.echo("  README.md  (the dataset card)")
+    if summary["sft_episodes_below_1"]:
+        typer.echo(f"  ({summary['sft_episodes_below_1']} solver episodes below 1.0 left out of sft)")
 
 
 # --- serve -----------------------------------------------------------------------------

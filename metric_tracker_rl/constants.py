@@ -177,3 +177,6 @@ MAD_TO_SIGMA = 1.4826  # median absolute deviation x this = a robust standard de
 # The discovery ranking's scale is at least this share of an entity's detection threshold.
 DISCOVERY_SCALE_FLOOR = 0.1
 MAX_DISCOVERY_SCORE = 99.9  # robust z-scores shown by discovery views are capped here
+
+# Training data (`metric-tracker dataset`): training configs per family x difficulty x density.
+DATASET_PER_CELL = 14

@@ -52,7 +52,7 @@ EXPECTED_ROWS_SCHEMA = pa.schema(
 )
 
 # Parquet writer settings, fixed so that files are byte-identical across runs.
-_PARQUET_OPTIONS: dict[str, Any] = {
+PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "snappy",
     "version": "2.6",
     "use_dictionary": True,
@@ -122,7 +122,7 @@ def encode_table(table: pa.Table, fmt: str) -> bytes:
     if fmt == "csv":
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=True))
     elif fmt == "parquet":
-        pq.write_table(table, sink, **_PARQUET_OPTIONS)
+        pq.write_table(table, sink, **PARQUET_OPTIONS)
     else:
         raise ExportError(f"unknown format {fmt!r}; expected one of {list(FORMATS)}")
     return sink.getvalue().to_pybytes()
