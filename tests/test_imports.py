@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("gradio", "torch", "transformers")
+HEAVY = ("gradio", "torch", "transformers", "trl", "datasets", "inspect_ai")
 LIGHT_IMPORTS = (
     "import metric_tracker_rl.environment",
     "import metric_tracker_rl.client",
@@ -22,6 +22,9 @@ LIGHT_IMPORTS = (
     "import metric_tracker_rl.mcp.server",
     "import metric_tracker_rl.serving",
     "import inference",
+    "import metric_tracker_rl.integrations.trl",
+    "import metric_tracker_rl.integrations.dataset",
+    "import metric_tracker_rl.cli",
     "from metric_tracker_rl import MetricTrackerRlEnvironment; MetricTrackerRlEnvironment().reset()",
 )
 

@@ -90,7 +90,11 @@ class GeneratorSpec(GeneratorArgs):
 
 
 class PayloadGeneratorArgs(_Args):
-    generator_methods: list[GeneratorSpec] = Field(min_length=1, max_length=32)
+    generator_methods: list[GeneratorSpec] = Field(
+        min_length=1,
+        max_length=32,
+        description="get_*_rows generator specs: method_name, metric_name(s), threshold_multiplier",
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -189,6 +189,22 @@ def _tool_method(tool: Tool) -> Any:
     return method
 
 
+def rubric_reward_functions() -> list[Any]:
+    """One TRL reward function per rubric component and penalty, read from each rollout's
+    environment (``reward_breakdown``): with ``GRPOConfig(reward_weights=[0.0] * n)`` they are
+    logged (``rewards/<name>/mean``) and leave the reward, ``get_reward()``, as it is."""
+    from metric_tracker_rl.grading import COMPONENTS, PENALTIES
+
+    def reward_function(name: str) -> Any:
+        def reward(environments: Any = None, **_: Any) -> list[float]:
+            return [float(env.reward_breakdown.get(name, 0.0)) for env in environments or []]
+
+        reward.__name__ = reward.__qualname__ = name
+        return reward
+
+    return [reward_function(name) for name in (*COMPONENTS, *PENALTIES)]
+
+
 def trl_tool_schemas() -> list[dict[str, Any]]:
     """The tools as TRL renders them into the prompt (``transformers.utils.get_json_schema`` of
     each tool method, computed here without transformers), in TRL's order (by name, as
@@ -257,4 +273,4 @@ for _tool in tool_catalog():
         setattr(MetricTrackerToolEnv, _tool.name, _tool_method(_tool))
 del _tool
 
-__all__ = ["MetricTrackerToolEnv", "python_type", "tool_names", "trl_tool_schemas"]
+__all__ = ["MetricTrackerToolEnv", "python_type", "rubric_reward_functions", "tool_names", "trl_tool_schemas"]
