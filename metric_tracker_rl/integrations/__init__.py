@@ -1,3 +1,4 @@
-"""Harnesses for training and evaluating agents: TRL (``trl``), Inspect AI (``inspect_task``),
-and the Hugging Face datasets they read (``dataset``). Importing them loads neither torch nor
-TRL nor Inspect AI; only running a trainer or an evaluation does."""
+"""Harnesses for training and evaluating agents: TRL's environment factory (``trl``), the
+Hugging Face datasets it trains on (``dataset``), and an Inspect AI task (``inspect_task``).
+Importing ``trl`` or ``dataset`` loads neither torch nor TRL; ``inspect_task`` is Inspect's
+to load (it needs the ``inspect`` extra)."""
