@@ -91,8 +91,14 @@ NAMED_TASKS: dict[str, TaskSpec] = {
 }
 
 
+# Every (scenario family, difficulty, anomaly density): the cells the evaluation split and
+# the training datasets cover.
+CELLS: tuple[tuple[str, str, str], ...] = tuple(
+    itertools.product(SCENARIO_FAMILIES, C.DIFFICULTIES, tuple(C.ANOMALY_DENSITY_COUNTS))
+)
+
+
 def _eval_split() -> tuple[dict[str, Any], ...]:
-    combos = itertools.product(SCENARIO_FAMILIES, C.DIFFICULTIES, tuple(C.ANOMALY_DENSITY_COUNTS))
     return tuple(
         {
             "seed": EVAL_SEED_BASE + i,
@@ -100,7 +106,7 @@ def _eval_split() -> tuple[dict[str, Any], ...]:
             "difficulty": difficulty,
             "anomaly_density": density,
         }
-        for i, (family, difficulty, density) in enumerate(combos)
+        for i, (family, difficulty, density) in enumerate(CELLS)
     )
 
 

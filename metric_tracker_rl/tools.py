@@ -99,6 +99,11 @@ def tool_names() -> list[str]:
     return [tool.name for tool in tool_catalog()]
 
 
+def episode_tools() -> tuple[Tool, ...]:
+    """The tools of an episode a harness has started: the registry's methods, ``submit_report``."""
+    return tuple(tool for tool in tool_catalog() if tool.name != START_EPISODE)
+
+
 # --- calls ---------------------------------------------------------------------------
 
 
@@ -202,6 +207,7 @@ __all__ = [
     "SubmitArgs",
     "Tool",
     "ToolResult",
+    "episode_tools",
     "tool_catalog",
     "tool_names",
 ]

@@ -25,7 +25,7 @@ from trl.chat_template_utils import qwen2_5_chat_template  # noqa: E402
 from metric_tracker_rl.agents.llm import agent_tools  # noqa: E402
 from metric_tracker_rl.integrations.dataset import write_dataset  # noqa: E402
 from metric_tracker_rl.integrations.trl import MetricTrackerToolEnv, trl_tool_schemas  # noqa: E402
-from metric_tracker_rl.tools import START_EPISODE, tool_catalog  # noqa: E402
+from metric_tracker_rl.tools import episode_tools  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def _trl_shape(prop: dict[str, Any]) -> dict[str, Any]:
 def test_trl_renders_the_tools_of_the_mcp_catalog_and_the_openai_agent() -> None:
     env = MetricTrackerToolEnv()
     openai_tools = {t["function"]["name"]: t["function"] for t in agent_tools()}
-    catalog = {t.name: t for t in tool_catalog() if t.name != START_EPISODE}
+    catalog = {t.name: t for t in episode_tools()}
     assert set(openai_tools) == set(catalog)
     for schema in trl_tool_schemas():
         name = schema["function"]["name"]

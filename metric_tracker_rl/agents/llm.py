@@ -25,12 +25,12 @@ from metric_tracker_rl.agents.turns import (
     SYSTEM_PROMPT,
     StepEvent,
     ToolTurns,
-    _dumps,
+    json_text,
     parse_arguments,
     submission_error,
 )
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.tools import START_EPISODE, SUBMIT_REPORT, tool_catalog
+from metric_tracker_rl.tools import SUBMIT_REPORT, episode_tools
 
 if TYPE_CHECKING:
     import openai
@@ -90,7 +90,7 @@ def _endpoint_failure(err: Exception) -> EndpointError | None:
 def agent_tools() -> list[dict[str, Any]]:
     """Every analysis method of the registry, then ``submit_report``, as strict functions
     (the harness starts the episode, so ``start_episode`` is not offered)."""
-    return [tool.openai() for tool in tool_catalog() if tool.name != START_EPISODE]
+    return [tool.openai() for tool in episode_tools()]
 
 
 # --- the agent --------------------------------------------------------------------------
@@ -325,4 +325,4 @@ def _assistant_message(message: Any, calls: list[_ToolCall]) -> dict[str, Any]:
 def _arguments_text(arguments: Any) -> str:
     if isinstance(arguments, str):
         return arguments
-    return "{}" if arguments is None else _dumps(arguments)
+    return "{}" if arguments is None else json_text(arguments)

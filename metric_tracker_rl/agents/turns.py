@@ -68,7 +68,8 @@ class StepEvent:
     error: str | None  # the environment's message when the step was an error
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """Compact JSON, as every result reaches the model."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -80,7 +81,7 @@ def _longest_list(node: Any, path: str = "") -> tuple[int, str, Any, Any] | None
         child_path = f"{path}.{key}" if isinstance(node, dict) else f"{path}[{key}]"
         child_path = child_path.lstrip(".")
         if isinstance(child, list) and child:
-            size = len(_dumps(child))
+            size = len(json_text(child))
             if best is None or size > best[0]:
                 best = (size, child_path, node, key)
         found = _longest_list(child, child_path)
@@ -92,7 +93,7 @@ def _longest_list(node: Any, path: str = "") -> tuple[int, str, Any, Any] | None
 def compact_json(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
     """Compact JSON of ``value``; when too long, the longest lists are cut (first items kept)
     until it fits, and a ``truncated`` note says what was cut. The output stays valid JSON."""
-    text = _dumps(value)
+    text = json_text(value)
     if len(text) <= max_chars:
         return text
     data = json.loads(text)  # a private copy with plain JSON types
@@ -106,7 +107,7 @@ def compact_json(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
         wrapped = (
             {"truncated": note, **data} if isinstance(data, dict) else {"truncated": note, "value": data}
         )
-        return _dumps(wrapped)
+        return json_text(wrapped)
 
     while len(text := render()) > max_chars:
         found = _longest_list(data)
@@ -161,7 +162,7 @@ class ToolTurns:
             "budget": first.budget,
             "conversion_metric_definitions": first.conversion_metric_definitions,
         }
-        return f"{first.instruction}\n\nEpisode: {_dumps(facts)}\n\nBegin with task_overview."
+        return f"{first.instruction}\n\nEpisode: {json_text(facts)}\n\nBegin with task_overview."
 
     @property
     def done(self) -> bool:
@@ -308,4 +309,4 @@ def action_label(action: MetricTrackerRlAction) -> str:
 
 
 def _label_value(value: Any) -> str:
-    return value if isinstance(value, str) else _dumps(value)
+    return value if isinstance(value, str) else json_text(value)

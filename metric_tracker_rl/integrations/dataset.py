@@ -33,13 +33,12 @@ import pyarrow.parquet as pq
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.agents.base import EnvHandle
 from metric_tracker_rl.agents.solver import SolverAgent
-from metric_tracker_rl.agents.turns import SYSTEM_PROMPT, ToolTurns, _dumps
+from metric_tracker_rl.agents.turns import SYSTEM_PROMPT, ToolTurns, json_text
 from metric_tracker_rl.evaluation import config_label
 from metric_tracker_rl.export import PARQUET_OPTIONS
-from metric_tracker_rl.families import SCENARIO_FAMILIES
 from metric_tracker_rl.integrations.trl import trl_tool_schemas
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
-from metric_tracker_rl.tasks import EVAL_SEED_BASE, EVAL_SPLIT
+from metric_tracker_rl.tasks import CELLS, EVAL_SEED_BASE, EVAL_SPLIT
 from metric_tracker_rl.tools import SUBMIT_REPORT
 
 TRAIN_SEED_BASE = 10_000  # above the named tasks' seeds, below the validity audit's (900_000)
@@ -56,10 +55,9 @@ def train_configs(per_cell: int = C.DATASET_PER_CELL) -> list[dict[str, Any]]:
     """``per_cell`` configs of every family x difficulty x density, seeds counting up."""
     if per_cell < 1:
         raise DatasetError(f"per_cell must be at least 1, got {per_cell}")
-    cells = list(itertools.product(SCENARIO_FAMILIES, C.DIFFICULTIES, tuple(C.ANOMALY_DENSITY_COUNTS)))
     configs = [
         {"seed": TRAIN_SEED_BASE + i, "scenario_family": f, "difficulty": d, "anomaly_density": n}
-        for i, (_, (f, d, n)) in enumerate(itertools.product(range(per_cell), cells))
+        for i, (_, (f, d, n)) in enumerate(itertools.product(range(per_cell), CELLS))
     ]
     assert configs[-1]["seed"] < EVAL_SEED_BASE
     return configs
@@ -109,7 +107,7 @@ class _Transcript:
         content = self.turns.answer(name, arguments)
         if self.turns.steps != steps + 1:
             raise RuntimeError(f"the tool call {name} was not run: {content}")
-        call = {"type": "function", "function": {"name": name, "arguments": _dumps(arguments)}}
+        call = {"type": "function", "function": {"name": name, "arguments": json_text(arguments)}}
         self.messages.append(_message("assistant", "", tool_calls=[call]))
         self.messages.append(_message("tool", content, name=name))
         return _as_shown(self.turns.last, content)

@@ -29,7 +29,7 @@ from metric_tracker_rl.agents.turns import DEFAULT_MAX_RESULT_CHARS, SYSTEM_PROM
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.evaluation import config_label
 from metric_tracker_rl.tasks import TASK_SPLITS
-from metric_tracker_rl.tools import START_EPISODE, Tool, tool_catalog
+from metric_tracker_rl.tools import Tool, episode_tools
 
 OUTCOME = "metric_tracker_rl"  # the store key of an episode's outcome
 
@@ -39,8 +39,8 @@ def samples(split: str) -> list[Sample]:
     if split not in TASK_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {list(TASK_SPLITS)}")
     out = []
+    env = MetricTrackerRlEnvironment()
     for index, config in enumerate(TASK_SPLITS[split]):
-        env = MetricTrackerRlEnvironment()
         briefing = ToolTurns(env, env.reset(**config)).briefing()
         metadata = {"config": dict(config), "label": config_label(config)}
         out.append(Sample(input=briefing, id=f"{split}-{index:03d}", metadata=metadata))
@@ -49,7 +49,7 @@ def samples(split: str) -> list[Sample]:
 
 def _tool(turns: ToolTurns, spec: Tool) -> Any:
     async def run(**kwargs: Any) -> str:
-        return turns.answer(spec.name, {k: v for k, v in kwargs.items() if v is not None})
+        return turns.answer(spec.name, kwargs)  # null is the default (the argument models say so)
 
     parameters = ToolParams.model_validate(spec.input_schema)
     return ToolDef(run, name=spec.name, description=spec.description, parameters=parameters).as_tool()
@@ -63,7 +63,7 @@ def investigate(max_result_chars: int = DEFAULT_MAX_RESULT_CHARS) -> Solver:
         env = MetricTrackerRlEnvironment()
         turns = ToolTurns(env, env.reset(**state.metadata["config"]), max_result_chars=max_result_chars)
         state.messages = [ChatMessageSystem(content=SYSTEM_PROMPT), ChatMessageUser(content=turns.briefing())]
-        state.tools = [_tool(turns, spec) for spec in tool_catalog() if spec.name != START_EPISODE]
+        state.tools = [_tool(turns, spec) for spec in episode_tools()]
         try:
             state = await generate(state, tool_calls="loop")
         finally:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from metric_tracker_rl.agents.base import ClientHandle, EnvHandle
 from metric_tracker_rl.agents.turns import DEFAULT_MAX_RESULT_CHARS, ToolTurns, compact_json
 from metric_tracker_rl.arguments import RESET_ARGUMENTS
-from metric_tracker_rl.tools import START_EPISODE, Tool, tool_catalog
+from metric_tracker_rl.tools import Tool, episode_tools
 
 RETURNS_TEXT = (
     'The result as compact JSON text: {"result": ..., "steps_left": ...}, the grading feedback of '
@@ -109,7 +109,7 @@ class MetricTrackerToolEnv:
     def _call(self, name: str, arguments: dict[str, Any]) -> str:
         if self.turns is None:
             return compact_json({"error": NOT_STARTED})
-        return self.turns.answer(name, {k: v for k, v in arguments.items() if v is not None})
+        return self.turns.answer(name, arguments)  # null is the default (the argument models say so)
 
 
 def _ends_in_text(prompt: Any) -> bool:
@@ -148,6 +148,13 @@ def _one_type(schema: dict[str, Any]) -> Any:
     raise TypeError(f"no Python type for the schema {schema}")
 
 
+def _split_arguments(tool: Tool) -> tuple[list[str], list[str]]:
+    """The required arguments and the optional ones (nullable in the strict schema)."""
+    properties = tool.input_schema["properties"]
+    required = [n for n, p in properties.items() if {"type": "null"} not in p.get("anyOf", [])]
+    return required, [n for n in properties if n not in required]
+
+
 def _docstring_text(prop: dict[str, Any], name: str) -> str:
     return " ".join(prop.get("description", name.replace("_", " ")).split())
 
@@ -162,8 +169,7 @@ def _docstring(tool: Tool) -> str:
 def _tool_method(tool: Tool) -> Any:
     """A method named as the tool, with its arguments as typed parameters (null: the default)."""
     properties = tool.input_schema["properties"]
-    required = [n for n, p in properties.items() if {"type": "null"} not in p.get("anyOf", [])]
-    optional = [n for n in properties if n not in required]
+    required, optional = _split_arguments(tool)
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     parameters += [
         inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=python_type(properties[n]))
@@ -209,16 +215,15 @@ def trl_tool_schemas() -> list[dict[str, Any]]:
     """The tools as TRL renders them into the prompt (``transformers.utils.get_json_schema`` of
     each tool method, computed here without transformers), in TRL's order (by name, as
     ``inspect.getmembers`` lists the methods): the SFT data's ``tools`` column."""
-    tools = [tool for tool in tool_catalog() if tool.name != START_EPISODE]
-    return [_trl_schema(tool) for tool in sorted(tools, key=lambda tool: tool.name)]
+    return [_trl_schema(tool) for tool in sorted(episode_tools(), key=lambda tool: tool.name)]
 
 
 def _trl_schema(tool: Tool) -> dict[str, Any]:
     properties = tool.input_schema["properties"]
-    required = [n for n, p in properties.items() if {"type": "null"} not in p.get("anyOf", [])]
-    order = [*required, *(n for n in properties if n not in required)]
+    required, optional = _split_arguments(tool)
     rendered = {
-        n: {**_trl_property(properties[n]), "description": _docstring_text(properties[n], n)} for n in order
+        n: {**_trl_property(properties[n]), "description": _docstring_text(properties[n], n)}
+        for n in (*required, *optional)
     }
     parameters: dict[str, Any] = {"type": "object", "properties": rendered}
     if required:
@@ -265,12 +270,11 @@ def _trl_one(schema: dict[str, Any]) -> dict[str, Any]:
 
 def tool_names() -> list[str]:
     """The tools the environment offers: the registry's methods, then ``submit_report``."""
-    return [tool.name for tool in tool_catalog() if tool.name != START_EPISODE]
+    return [tool.name for tool in episode_tools()]
 
 
-for _tool in tool_catalog():
-    if _tool.name != START_EPISODE:
-        setattr(MetricTrackerToolEnv, _tool.name, _tool_method(_tool))
+for _tool in episode_tools():
+    setattr(MetricTrackerToolEnv, _tool.name, _tool_method(_tool))
 del _tool
 
 __all__ = ["MetricTrackerToolEnv", "python_type", "rubric_reward_functions", "tool_names", "trl_tool_schemas"]
