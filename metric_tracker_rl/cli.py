@@ -484,8 +484,9 @@ def dataset(
     for name, entry in summary["files"].items():
         typer.echo(f"  {name}.parquet  ({entry['rows']} rows, {entry['bytes']} bytes)")
     typer.echo("  README.md  (the dataset card)")
-    if summary["sft_episodes_below_1"]:
-        typer.echo(f"  ({summary['sft_episodes_below_1']} solver episodes below 1.0 left out of sft)")
+    dropped = summary["sft_episodes_below_1"]
+    if dropped:
+        typer.echo(f"  ({dropped} solver episode{'s' if dropped != 1 else ''} below 1.0 left out of sft)")
 
 
 # --- serve -----------------------------------------------------------------------------
