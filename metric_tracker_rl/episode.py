@@ -41,12 +41,13 @@ class Episode:
     incidents: tuple[Incident, ...]  # the anomalies behind the expected rows
     decoys: tuple[Incident, ...]  # sub-threshold movements that flag nothing
     # Rows built so far, by (day, entity, anomaly type): each is computed once per episode.
-    _rows: dict[tuple[int, int, str | None], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _rows: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def spread(self) -> np.ndarray:
         """(entities,) std-from-median: sqrt(mean((x - baseline)^2))."""
-        return _frozen(np.sqrt(np.mean((self.values - self.base) ** 2, axis=0)))
+        squares = (self.values - self.base) ** 2
+        return _frozen(np.sqrt(np.add.reduce(squares, axis=0) / squares.shape[0]))  # np.mean's sum
 
     @cached_property
     def severity(self) -> np.ndarray:
@@ -55,7 +56,7 @@ class Episode:
 
     @cached_property
     def _rounded_base(self) -> tuple[float, ...]:
-        return tuple(round(float(b), C.ROUND_DIGITS) for b in self.base)
+        return tuple(round(b, C.ROUND_DIGITS) for b in self.base.tolist())
 
     @cached_property
     def date_index(self) -> dict[str, int]:
@@ -107,25 +108,27 @@ class Episode:
     def row(self, day: int, col: int, anomaly_type: str | None = None) -> dict[str, Any]:
         """A row in the submission schema with the canonical values for (day, entity) (a
         fresh dict each call; the values are computed once per episode)."""
+        if anomaly_type is None:
+            anomaly_type = anomaly_type_for(col, self.z.item(day, col))
         cached = self._rows.get((day, col, anomaly_type))
         if cached is None:
             cached = self._rows[(day, col, anomaly_type)] = self._build_row(day, col, anomaly_type)
         return dict(cached)
 
-    def _build_row(self, day: int, col: int, anomaly_type: str | None) -> dict[str, Any]:
+    def _build_row(self, day: int, col: int, anomaly_type: str) -> dict[str, Any]:
         entity = S.ENTITIES[col]
         baseline = self._rounded_base[col]
-        observed = round(float(self.values[day, col]), C.ROUND_DIGITS)
+        observed = round(self.values.item(day, col), C.ROUND_DIGITS)
         return {
             "date": self.dates[day],
             "entity_type": entity.entity_type,
             "entity_name": entity.entity_name,
-            "anomaly_type": anomaly_type or anomaly_type_for(col, float(self.z[day, col])),
+            "anomaly_type": anomaly_type,
             "detection_method": entity.detection_method,
             "baseline_value": baseline,
             "observed_value": observed,
             "delta_value": round(observed - baseline, C.ROUND_DIGITS),
-            "severity": C.SEVERITY_LEVELS[int(self.severity[day, col])],
+            "severity": C.SEVERITY_LEVELS[self.severity.item(day, col)],
         }
 
     def assessment(self, day: int, col: int) -> dict[str, Any]:

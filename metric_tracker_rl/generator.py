@@ -11,17 +11,22 @@ canonical detector is evaluated on the changed day, and the first candidate whos
 flag is the intended (day, entity), with the difficulty's margin on every other
 statistic, is kept. The window medians move as days change, so the window is checked
 and, where needed, each incident is re-placed on its own day against the new medians.
-The finished episode is verified once more on its final counts by ``statistics.py``, the
-code the analysis methods answer with; if anything is off, the whole episode is re-drawn
-from the next deterministic sub-seed.
+The finished episode is verified once more on its final counts (``kernels.verify``: the
+statistics, baselines, deviations and verdicts of ``statistics.py``, which the tests hold
+equal), and the statistics it computed are what the analysis methods answer with; if
+anything is off, the whole episode is re-drawn from the next deterministic sub-seed.
+
+One attempt is one compiled call (``kernels.generate_episode``): clean drivers from the
+episode's normal draws, placement reading uniform draws taken in advance from the same
+generator, and the final verification.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +43,11 @@ from metric_tracker_rl.families import (
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
 CANDIDATES = 4  # multiplier proposals tried per (day, entity)
+NORMALS = (1 + C.NUM_STEPS) * C.NUM_DAYS * (1 + C.HOURS)  # standard normal draws of clean drivers
+# Uniform draws handed to placement first, by difficulty: enough for about 99 % of
+# episodes (easy ones try more candidates). One that wants more is placed again with the
+# stream extended.
+FIRST_DRAWS = {"easy": 4096, "medium": 1024, "hard": 1024}
 PLACEMENT_TRIES = 64  # (day, entity) pairs tried per incident
 REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 # Decoys mimic every family whose statistic can move without crossing a threshold
@@ -61,14 +71,13 @@ class GenerationError(RuntimeError):
     """The generator could not honour the config (should not happen for valid configs)."""
 
 
-@dataclass(frozen=True)
-class Incident:
+class Incident(NamedTuple):
     """One placed anomaly: where it is and what was done to the data."""
 
     anomaly_type: str
     day: int
     entity: int  # column of the statistics table
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any]
     decoy: bool = False  # a strong but sub-threshold movement: flags nothing
 
 
@@ -100,7 +109,7 @@ class GeneratedData:
 
 def _rng(config: EpisodeConfig, attempt: int, stream: int) -> np.random.Generator:
     family_index = ("mixed", *FAMILY_BY_TYPE).index(config.scenario_family)
-    entropy = [
+    entropy = (
         config.seed,
         family_index,
         C.DIFFICULTIES.index(config.difficulty),
@@ -108,25 +117,53 @@ def _rng(config: EpisodeConfig, attempt: int, stream: int) -> np.random.Generato
         config.end_date.toordinal(),
         attempt,
         stream,
-    ]
-    return np.random.default_rng(np.random.SeedSequence(entropy))
+    )
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy_words(entropy))))
+
+
+def entropy_words(values: tuple[int, ...]) -> np.ndarray:
+    """Non-negative integers as the uint32 words ``SeedSequence`` makes of them (each one
+    least significant word first, at least one word): the same entropy as passing the
+    integers themselves, without NumPy's per-integer conversion."""
+    words = []
+    for value in values:
+        words.append(value & 0xFFFFFFFF)
+        value >>= 32
+        while value:
+            words.append(value & 0xFFFFFFFF)
+            value >>= 32
+    return np.array(words, dtype=np.uint32)
+
+
+@cache
+def _clean_inputs(difficulty: str, first_weekday: int) -> tuple[np.ndarray, ...]:
+    """What clean drivers are drawn around: the expected daily app opens (weekday factors
+    and trend, for a window starting on ``first_weekday``), the hourly profile, the step
+    conversion logits and the difficulty's noise (daily traffic, hourly traffic, daily
+    logit, hourly logit). Cached: read-only."""
+    noise = C.NOISE[difficulty]
+    weekday = np.array(C.WEEKDAY_FACTORS)[(first_weekday + np.arange(C.NUM_DAYS)) % 7]
+    sigma = np.array(
+        [noise["daily_traffic"], noise["hourly_traffic"], noise["daily_logit"], noise["hourly_logit"]]
+    )
+    inputs = (C.BASE_DAILY_APP_OPENS * weekday * _TREND, _PROFILE.copy(), _LOGIT_BASE.copy(), sigma)
+    for array in inputs:
+        array.setflags(write=False)
+    return inputs
+
+
+def _first_weekday(config: EpisodeConfig) -> int:
+    return (config.end_date - dt.timedelta(days=C.NUM_DAYS - 1)).weekday()
 
 
 def clean_drivers(config: EpisodeConfig, rng: np.random.Generator) -> Drivers:
     """Weekly seasonality, a slow trend and the difficulty's noise; no anomaly yet."""
-    noise = C.NOISE[config.difficulty]
-    start = config.end_date - dt.timedelta(days=C.NUM_DAYS - 1)
-    weekday = np.array(C.WEEKDAY_FACTORS)[(start.weekday() + np.arange(C.NUM_DAYS)) % 7]
-    daily = C.BASE_DAILY_APP_OPENS * weekday * _TREND
-    sigma = np.array(
-        [noise["daily_traffic"], noise["hourly_traffic"], noise["daily_logit"], noise["hourly_logit"]]
-    )
     traffic = np.empty((C.NUM_DAYS, C.HOURS))
     steps = np.empty((C.NUM_STEPS, C.NUM_DAYS, C.HOURS))
     from metric_tracker_rl import kernels  # Numba loads on first use, not on import
 
-    normals = rng.standard_normal((1 + C.NUM_STEPS) * C.NUM_DAYS * (1 + C.HOURS))
-    kernels.clean_drivers(normals, daily, _PROFILE, _LOGIT_BASE, sigma, traffic, steps)
+    normals = rng.standard_normal(NORMALS)
+    kernels.clean_drivers(normals, *_clean_inputs(config.difficulty, _first_weekday(config)), traffic, steps)
     return Drivers(traffic, steps, np.zeros_like(steps))
 
 
@@ -177,7 +214,8 @@ COLUMNS = (
     np.array([_KIND_CODE[e.statistic] for e in S.ENTITIES]),
     _POSITION,
 )
-_ALL_DECOY_FAMILIES = np.array([_FAMILY_ID[t] for t in DECOY_FAMILIES])
+_ALL_DECOY_FAMILIES = np.array([_FAMILY_ID[t] for t in DECOY_FAMILIES], dtype=np.int64)
+_ALL_DECOY_FAMILIES.setflags(write=False)  # read-only, as each plan's own pool (``_plan``)
 
 
 @cache
@@ -222,48 +260,46 @@ def _parameters(statistic: str, value: float, start: int, length: int) -> dict[s
     return {"hours": hours, "over_report_ratio": value}
 
 
-def place(
-    config: EpisodeConfig, drivers: Drivers, rng: np.random.Generator
-) -> tuple[np.ndarray, tuple[Incident, ...]] | None:
-    """Place the config's anomalies and its difficulty's decoys on clean drivers (changed
-    in place): the counts (5, days, 24) and the incidents (anomalies in plan order, then
-    decoys); None when the noise alone comes too close to a threshold or an incident found
-    no place."""
-    plan = np.array([_FAMILY_ID[t] for t in config.anomaly_plan], dtype=np.int64)
-    total = plan.size + C.DECOYS[config.difficulty]
-    in_play = [_FAMILY_ID[t] for t in dict.fromkeys(config.anomaly_plan) if t in DECOY_FAMILIES]
-    state = (
-        np.empty((C.NUM_EVENTS, C.NUM_DAYS, C.HOURS)),
-        np.empty((C.NUM_DAYS, S.NUM_ENTITIES)),
-        drivers.traffic,
-        drivers.steps,
-        drivers.over_report,
-        np.empty((S.NUM_ENTITIES, C.NUM_DAYS)),  # each statistic's days in order, for the medians
+@lru_cache(maxsize=1024)
+def _plan(anomaly_plan: tuple[str, ...]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The kernel's form of a plan: the anomalies' family ids, and the families decoys may
+    mimic (those of the plan, then all). Cached: read-only."""
+    plan = np.array([_FAMILY_ID[t] for t in anomaly_plan], dtype=np.int64)
+    in_play = np.array(
+        [_FAMILY_ID[t] for t in dict.fromkeys(anomaly_plan) if t in DECOY_FAMILIES], dtype=np.int64
     )
-    out = (
-        np.full(total, -1, dtype=np.int64),  # day
-        np.full(total, -1, dtype=np.int64),  # column
-        np.zeros(total),  # value
-        np.zeros(total, dtype=np.int64),  # first hour
-        np.zeros(total, dtype=np.int64),  # hours
-        np.zeros(total, dtype=np.int64),  # family
-        np.zeros(total, dtype=np.bool_),  # decoy
-    )
-    from metric_tracker_rl import kernels
+    plan.setflags(write=False)
+    in_play.setflags(write=False)
+    return plan, (in_play, _ALL_DECOY_FAMILIES)
 
-    passes = kernels.place_episode(
-        rng,
-        state,
-        plan,
-        FAMILY_TABLES,
-        (np.array(in_play, dtype=np.int64), _ALL_DECOY_FAMILIES),
-        COLUMNS,
-        S.LAYOUT,
-        _tuning(config.difficulty),
-        _limits(config.difficulty),
-        out,
-    )
-    if passes <= 0:
+
+def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> GeneratedData | None:
+    """One attempt: clean drivers, the config's anomalies and its difficulty's decoys,
+    and the final verification, all in one compiled call (``kernels.generate_episode``);
+    None when the noise alone comes too close to a threshold, an incident found no place
+    or the final counts did not verify."""
+    from metric_tracker_rl import kernels  # Numba loads on first use, not on import
+
+    normals = rng.standard_normal(NORMALS)
+    draws = rng.random(FIRST_DRAWS[config.difficulty])
+    plan, decoy_pools = _plan(config.anomaly_plan)
+    while True:
+        outcome, hourly, values, base, z, flagged, out = kernels.generate_episode(
+            normals,
+            draws,
+            _clean_inputs(config.difficulty, _first_weekday(config)),
+            plan,
+            decoy_pools,
+            FAMILY_TABLES,
+            COLUMNS,
+            S.LAYOUT,
+            _tuning(config.difficulty),
+            _limits(config.difficulty),
+        )
+        if outcome != kernels.NEED_DRAWS:
+            break
+        draws = np.concatenate([draws, rng.random(3 * draws.size)])  # the same stream, longer
+    if outcome <= 0:
         return None
     incidents = tuple(
         Incident(
@@ -277,7 +313,7 @@ def place(
             *(column.tolist() for column in out), strict=True
         )
     )
-    return state[0], incidents
+    return GeneratedData(hourly, incidents, attempt, values, base, z, flagged)
 
 
 def _inject(drivers: Drivers, hourly: np.ndarray, injection: Injection, dates: tuple[str, ...]) -> None:
@@ -320,12 +356,11 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     margin = C.MARGIN[config.difficulty]
     for attempt in range(MAX_ATTEMPTS):
         rng = _rng(config, attempt, 0)
-        drivers = clean_drivers(config, rng)
         if config.injections:
+            drivers = clean_drivers(config, rng)
             hourly = cascade(drivers.traffic, drivers.steps, drivers.over_report)
-            values = S.event_values(hourly)
-            z = S.deviations(values, S.baselines(values))
-            if S.flags(z).any() or not S.within_margin(z, margin).all():
+            nothing = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
+            if _verified(hourly, margin, required=nothing, allowed=nothing) is None:
                 continue  # noise alone came too close to a threshold: re-draw
             for injection in config.injections:
                 _inject(drivers, hourly, injection, config.dates)
@@ -333,20 +368,13 @@ def generate(config: EpisodeConfig) -> GeneratedData:
             injected = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
             for injection in config.injections:
                 injected[[config.dates.index(d) for d in injection.dates]] = True
-            verified = _verified(hourly, margin, required=np.zeros_like(injected), allowed=injected)
+            verified = _verified(hourly, margin, required=nothing, allowed=injected)
             if verified is not None:
                 return GeneratedData(hours_last(hourly), (), attempt, *verified)
             continue
-        placed = place(config, drivers, rng)
-        if placed is None:
-            continue
-        hourly, incidents = placed
-        expected = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
-        for incident in incidents:
-            expected[incident.day, incident.entity] = not incident.decoy
-        verified = _verified(hourly, margin, required=expected, allowed=expected)
-        if verified is not None:
-            return GeneratedData(hours_last(hourly), incidents, attempt, *verified)
+        placed = place(config, rng, attempt)
+        if placed is not None:
+            return placed
     if config.injections:
         raise ConfigError(
             "the injected shifts land within the separation margin of a detector threshold (or "
@@ -360,18 +388,29 @@ Verified = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # values, base
 
 
 def _verified(
-    hourly: np.ndarray, margin: float, required: np.ndarray, allowed: np.ndarray
+    counts: np.ndarray, margin: float, required: np.ndarray, allowed: np.ndarray
 ) -> Verified | None:
-    """The final check, on the final counts: every required (day, entity) flags, nothing
-    flags that is not allowed, every value keeps the margin, and impossible counts are
-    absent or at least the minimum excess."""
-    values = S.event_values(hourly)
-    base = S.baselines(values)
-    z = S.deviations(values, base)
-    flagged = S.flags(z)
-    if (flagged & ~allowed).any() or (required & ~flagged).any() or not S.within_margin(z, margin).all():
-        return None
-    quality = values[:, S.QUALITY_COLS]
-    if not ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all():
-        return None
-    return values, base, z, flagged
+    """The final check (``kernels.verify``, as for placed episodes) on final counts
+    (5, days, 24): every required (day, entity) flags, nothing flags that is not allowed,
+    every value keeps the margin, and impossible counts are absent or at least the minimum
+    excess. The statistics it computed, or None."""
+    from metric_tracker_rl import kernels
+
+    values = np.empty((C.NUM_DAYS, S.NUM_ENTITIES))
+    base = np.empty(S.NUM_ENTITIES)
+    z = np.empty((C.NUM_DAYS, S.NUM_ENTITIES))
+    flagged = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
+    holds = kernels.verify(
+        np.ascontiguousarray(counts, dtype=np.float64),
+        required,
+        allowed,
+        COLUMNS,
+        S.LAYOUT,
+        margin,
+        C.DATA_QUALITY_MIN_EXCESS,
+        values,
+        base,
+        z,
+        flagged,
+    )
+    return (values, base, z, flagged) if holds else None

@@ -1,12 +1,16 @@
-"""The compiled kernels (Numba): the per-day statistics, and the generator's
-propose-and-verify placement loop.
+"""The compiled kernels (Numba): the per-day statistics, the generator's
+propose-and-verify placement loop and its final verification, fused into one call per
+attempt at an episode (``generate_episode``).
 
 ``day_statistics`` is the one definition of the statistics the canonical detectors read;
 ``statistics.py`` computes every episode's table with it, so the analysis methods, the
 ground truth and placement all agree. Placement tries many candidate changes and judges
 each by every canonical detector on its day: a loop of small steps that NumPy runs at its
 per-call overhead and compiled code at the speed of arithmetic. What it places is
-verified again on the final counts by ``generator.py`` with ``statistics.py``.
+verified again on the final counts by ``verify``, which states the rules of
+``statistics.baselines``, ``deviations``, ``flags`` and ``within_margin`` (the tests
+hold them equal). Random draws come from the episode's NumPy generator, taken in advance
+in the order that generator would produce them.
 
 Every constant and table arrives as an argument, so a changed constant can never hide in
 a stale compiled cache; all compiled code lives in this one file, because Numba's cache
@@ -24,45 +28,59 @@ COUNT, RATE, FUNNEL, MIX, QUALITY = range(5)
 # Kernel outcomes besides a positive number of verification passes.
 FAILED = -1  # an incident found no place, or refining did not verify
 NOISY = -2  # the clean data alone comes too close to a threshold
+NEED_DRAWS = -3  # the uniform draws ran out: call again with more of the same stream
+UNVERIFIED = -4  # the final counts failed the final verification
 
 _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
 @njit(**_JIT)
 def day_statistics(counts, day, out, layout):  # pragma: no cover - compiled
-    """Every entity's statistic of one day (``statistics.event_values`` for one day)."""
+    """Every entity's statistic of one day (``statistics.event_values`` for one day).
+
+    No scratch arrays and one division per statistic: this runs for every candidate
+    change and every day of every verification. The lowest hourly step rate is found by
+    comparing fractions crosswise (exact: counts are integers far below 2**53) and
+    divided once, which gives the same number as dividing every hour and taking the least.
+    """
     count_cols, rate_cols, rate_num, rate_den, funnel_cols, quality_cols, mix = layout
     events, hours = counts.shape[0], counts.shape[2]
-    daily = np.zeros(events)
     for e in range(events):
+        total = 0.0
         for h in range(hours):
-            daily[e] += counts[e, day, h]
-    for e in range(events):
-        out[count_cols[e]] = daily[e]
+            total += counts[e, day, h]
+        out[count_cols[e]] = total
     for i in range(rate_cols.size):
-        out[rate_cols[i]] = 100.0 * daily[rate_num[i]] / daily[rate_den[i]]
-    bad = np.zeros(hours, dtype=np.bool_)
-    excess = np.zeros(events - 1)
-    for h in range(hours):
-        for s in range(events - 1):
-            over = counts[s + 1, day, h] - counts[s, day, h]
-            if over > 0:
-                bad[h] = True
-                excess[s] += over
+        out[rate_cols[i]] = 100.0 * out[count_cols[rate_num[i]]] / out[count_cols[rate_den[i]]]
     for s in range(events - 1):
-        lowest = np.inf
+        excess = 0.0
+        best_num, best_den = np.inf, 1.0
         for h in range(hours):
-            upstream = counts[s, day, h]
-            if not bad[h] and upstream > 0:
-                rate = counts[s + 1, day, h] / upstream
-                if rate < lowest:
-                    lowest = rate
-        out[funnel_cols[s]] = 100.0 * lowest
-        out[quality_cols[s]] = excess[s]
+            upstream, downstream = counts[s, day, h], counts[s + 1, day, h]
+            if downstream > upstream:
+                excess += downstream - upstream
+            if (
+                upstream > 0
+                and downstream * best_den < best_num * upstream
+                and not _impossible_hour(counts, day, h)
+            ):
+                best_num, best_den = downstream, upstream
+        out[funnel_cols[s]] = 100.0 * (best_num / best_den)
+        out[quality_cols[s]] = excess
     daytime = 0.0
     for h in range(mix[1], mix[2]):
         daytime += counts[0, day, h]
-    out[mix[0]] = 100.0 * daytime / daily[0]
+    out[mix[0]] = 100.0 * daytime / out[count_cols[0]]
+
+
+@njit(**_JIT)
+def _impossible_hour(counts, day, h):  # pragma: no cover - compiled
+    """Some event of the hour counts more than its predecessor (the hour is left out of the
+    lowest step rates)."""
+    for s in range(counts.shape[0] - 1):  # noqa: SIM110 - a generator in any() does not compile
+        if counts[s + 1, day, h] > counts[s, day, h]:
+            return True
+    return False
 
 
 @njit(**_JIT)
@@ -205,10 +223,24 @@ def cascade_day(traffic, steps, over_report, counts, day):  # pragma: no cover -
 
 
 @njit(**_JIT)
+def _uniform(rng):  # pragma: no cover - compiled
+    """The next uniform draw in [0, 1) from ``rng`` = (draws, cursor): draws taken in
+    advance from the episode's NumPy generator, in the order that generator would have
+    produced them. Past the end it answers 0.5 and the cursor keeps counting, so the
+    caller sees how many more were wanted (``NEED_DRAWS``)."""
+    draws, cursor = rng
+    i = cursor[0]
+    cursor[0] = i + 1
+    if i < draws.size:
+        return draws[i]
+    return 0.5
+
+
+@njit(**_JIT)
 def _sign(rng, direction):  # pragma: no cover - compiled
     if direction != 0:
         return float(direction)
-    return 1.0 if rng.random() < 0.5 else -1.0
+    return 1.0 if _uniform(rng) < 0.5 else -1.0
 
 
 @njit(**_JIT)
@@ -217,13 +249,13 @@ def _target_z(rng, sign, decoy, tuning, reach_scale):  # pragma: no cover - comp
     (|z| in [1 + margin, 1 + margin + reach]), clearly inside it for a decoy."""
     margin, reach, decoy_min_z = tuning[0], tuning[1], tuning[2]
     if decoy:
-        return sign * (decoy_min_z + rng.random() * (1.0 - margin - 0.02 - decoy_min_z))
-    return sign * (1.0 + margin + 0.02 + rng.random() * reach * reach_scale)
+        return sign * (decoy_min_z + _uniform(rng) * (1.0 - margin - 0.02 - decoy_min_z))
+    return sign * (1.0 + margin + 0.02 + _uniform(rng) * reach * reach_scale)
 
 
 @njit(**_JIT)
 def _inside_z(rng, margin):  # pragma: no cover - compiled
-    return (2.0 * rng.random() - 1.0) * (1.0 - margin) * 0.9
+    return (2.0 * _uniform(rng) - 1.0) * (1.0 - margin) * 0.9
 
 
 @njit(**_JIT)
@@ -250,7 +282,7 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         target = 1.0 + threshold * _target_z(rng, sign, decoy, tuning, 0.3)
         factors = np.empty(count_cols.size)
         for e in range(count_cols.size):
-            desired = 1.0 + sign * threshold * (1.0 - margin - (0.03 + 0.17 * rng.random()))
+            desired = 1.0 + sign * threshold * (1.0 - margin - (0.03 + 0.17 * _uniform(rng)))
             if e == positions[col]:
                 desired = target
             factors[e] = desired * base[count_cols[e]] / values[day, count_cols[e]]
@@ -276,20 +308,24 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
             other_needed = other_rate / values[day, other]
             order = needed if col == order_col else other_needed
             pay = other_needed if col == order_col else needed
-            w0, w1, w2 = -np.log(1.0 - rng.random()), -np.log(1.0 - rng.random()), -np.log(1.0 - rng.random())
+            w0, w1, w2 = (
+                -np.log(1.0 - _uniform(rng)),
+                -np.log(1.0 - _uniform(rng)),
+                -np.log(1.0 - _uniform(rng)),
+            )
             total = w0 + w1 + w2  # Dirichlet(1, 1, 1) weights from three exponentials
             step_factor[0, :] = order ** (w0 / total)
             step_factor[1, :] = order ** (w1 / total)
             step_factor[2, :] = order ** (w2 / total)
             step_factor[3, :] = pay / order
-        traffic_factor[:] = 0.9 + 0.2 * rng.random()  # nudged, so counts move on their own too
+        traffic_factor[:] = 0.9 + 0.2 * _uniform(rng)  # nudged, so counts move on their own too
         value = target - values[day, col]
     elif kind == FUNNEL:
         # An outage of one step for a few consecutive hours; users retry later in the
         # day, so the daily step rate stays inside the rate threshold.
         step = positions[col]
-        length = 2 + int(rng.random() * 3)
-        start = 7 + int(rng.random() * (14 - length))
+        length = 2 + int(_uniform(rng) * 3)
+        start = 7 + int(_uniform(rng) * (14 - length))
         z = max(_target_z(rng, -1.0, decoy, tuning, 1.0), -1.9)  # -2 would be a total outage
         rate_col = rate_cols[step]
         target = base[rate_col] / 100.0 * (1.0 + thresholds[col] * z)
@@ -326,43 +362,45 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
     else:
         # A tracking bug over-reports one event above its predecessor in a few hours.
         pair = positions[col]
-        length = 1 + int(rng.random() * 3)
-        start = int(rng.random() * (hours - length))
-        value = 1.0 + 0.05 + 0.55 * rng.random()
+        length = 1 + int(_uniform(rng) * 3)
+        start = int(_uniform(rng) * (hours - length))
+        value = 1.0 + 0.05 + 0.55 * _uniform(rng)
         for h in range(start, start + length):
             over_report[pair, h] = value
     return value, start, length
 
 
 @njit(**_JIT)
-def place_one(rng, kind, direction, decoy, allowed, free, state, columns, layout, tuning, tries, out, slot):
+def place_one(
+    rng, kind, direction, decoy, allowed, free, state, columns, layout, tuning, tries, out, slot, work, keep
+):
     # pragma: no cover - compiled
     """Place one incident: up to ``tries`` (day, entity) pairs from ``free`` days and
     ``allowed`` columns, ``tuning[3]`` candidates each, keeping the first candidate whose
     day flags exactly the target with the margin on every statistic (judged against the
-    current window medians). The day's drivers, counts and statistics are updated."""
+    current window medians). The day's drivers, counts and statistics are updated; when
+    ``keep`` is given (a first placement), what the day held before goes to ``keep`` at
+    ``slot``. ``work`` holds the scratch arrays (``_work``)."""
     counts, values, traffic, steps, over_report = state[0], state[1], state[2], state[3], state[4]
     ordered = state[5]
     hours = traffic.shape[1]
     steps_n = steps.shape[0]
     margin, candidates, min_excess = tuning[0], int(tuning[3]), tuning[6]
-    base = np.empty(values.shape[1])
-    sorted_baselines(ordered, base, layout)
-    bounds = np.empty((2, values.shape[1]))
-    verdict_bounds(base, columns, margin, bounds)
-    free_days = np.flatnonzero(free)
-    traffic_factor = np.empty(hours)
-    step_factor = np.empty((steps_n, hours))
-    over_factor = np.empty((steps_n, hours))
+    base, bounds, free_days = work[0], work[1], work[2]
+    traffic_factor, step_factor, over_factor = work[3], work[4], work[5]
     change = (traffic_factor, step_factor, over_factor)
-    new_traffic = np.empty(hours)
-    new_steps = np.empty((steps_n, hours))
-    new_over = np.empty((steps_n, hours))
-    saved_counts = np.empty((steps_n + 1, hours))
-    saved_values = np.empty(values.shape[1])
+    new_traffic, new_steps, new_over = work[6], work[7], work[8]
+    saved_counts, saved_values = work[9], work[10]
+    sorted_baselines(ordered, base, layout)
+    verdict_bounds(base, columns, margin, bounds)
+    free_count = 0
+    for day in range(free.size):
+        if free[day]:
+            free_days[free_count] = day
+            free_count += 1
     for _ in range(tries):
-        day = free_days[int(rng.random() * free_days.size)]
-        col = allowed[int(rng.random() * allowed.size)]
+        day = free_days[int(_uniform(rng) * free_count)]
+        col = allowed[int(_uniform(rng) * allowed.size)]
         _take_day(counts, day, saved_counts)
         _copy(values[day], saved_values)
         for _k in range(candidates):
@@ -384,6 +422,12 @@ def place_one(rng, kind, direction, decoy, allowed, free, state, columns, layout
                 if day_holds(values, day, base, bounds, -1 if decoy else col, columns, min_excess):
                     if not replace_sorted(ordered, saved_values, values[day]):
                         sort_columns(values, ordered)
+                    if keep is not None:
+                        _copy_2d(saved_counts, keep[0][slot])
+                        _copy(saved_values, keep[1][slot])
+                        _copy(traffic[day], keep[2][slot])
+                        _take_day(steps, day, keep[3][slot])
+                        _take_day(over_report, day, keep[4][slot])
                     _copy(new_traffic, traffic[day])
                     _put_day(steps, day, new_steps)
                     _put_day(over_report, day, new_over)
@@ -399,12 +443,35 @@ def place_one(rng, kind, direction, decoy, allowed, free, state, columns, layout
 
 
 @njit(**_JIT)
+def _work(days, hours, steps_n, entities):  # pragma: no cover - compiled
+    """``place_one``'s scratch arrays, made once per episode."""
+    return (
+        np.empty(entities),
+        np.empty((2, entities)),
+        np.empty(days, dtype=np.int64),
+        np.empty(hours),
+        np.empty((steps_n, hours)),
+        np.empty((steps_n, hours)),
+        np.empty(hours),
+        np.empty((steps_n, hours)),
+        np.empty((steps_n, hours)),
+        np.empty((steps_n + 1, hours)),
+        np.empty(entities),
+    )
+
+
+@njit(**_JIT)
 def window_holds(values, expected, columns, layout, margin, min_excess):  # pragma: no cover
     """Every day flags exactly its expected entities and keeps the margin everywhere."""
-    kinds = columns[1]
     base = np.empty(values.shape[1])
     baselines(values, base, layout)
-    bounds = np.empty((2, values.shape[1]))
+    return _window_holds(values, base, np.empty((2, values.shape[1])), expected, columns, margin, min_excess)
+
+
+@njit(**_JIT)
+def _window_holds(values, base, bounds, expected, columns, margin, min_excess):  # pragma: no cover
+    """``window_holds`` against the baselines ``base`` (``bounds``: scratch)."""
+    kinds = columns[1]
     verdict_bounds(base, columns, margin, bounds)
     for day in range(values.shape[0]):
         for col in range(values.shape[1]):
@@ -439,12 +506,24 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
             return NOISY
         day_statistics(counts, day, values[day], layout)
     expected = np.zeros(values.shape, dtype=np.bool_)
-    if not window_holds(values, expected, columns, layout, margin, min_excess):
-        return NOISY
+    base = np.empty(values.shape[1])
+    bounds = np.empty((2, values.shape[1]))
     sort_columns(values, state[5])
-    clean = (counts.copy(), values.copy(), traffic.copy(), state[3].copy(), state[4].copy())
+    sorted_baselines(state[5], base, layout)
+    if not _window_holds(values, base, bounds, expected, columns, margin, min_excess):
+        return NOISY
     anomalies = plan.size
     total = anomalies + decoys
+    hours, steps_n = traffic.shape[1], state[3].shape[0]
+    work = _work(days, hours, steps_n, values.shape[1])
+    # What each incident's day held before its first placement, for refining.
+    clean = (
+        np.empty((total, steps_n + 1, hours)),
+        np.empty((total, values.shape[1])),
+        np.empty((total, hours)),
+        np.empty((total, steps_n, hours)),
+        np.empty((total, steps_n, hours)),
+    )
     family, is_decoy = out[5], out[6]
     free = np.ones(days, dtype=np.bool_)
     twins = np.empty(anomalies, dtype=np.int64)
@@ -475,20 +554,23 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
                         options[option_count] = g
                         option_count += 1
                 if option_count:
-                    f = options[int(rng.random() * option_count)]
+                    f = options[int(_uniform(rng) * option_count)]
                     allowed = _unused(entity_cols[f, : entity_count[f]], used)
                     break
             if f < 0:
                 return FAILED
         family[slot], is_decoy[slot] = f, slot >= anomalies
-        if not _place_slot(rng, slot, allowed, free, state, families, columns, layout, tuning, tries, out):
+        if not _place_slot(
+            rng, slot, allowed, free, state, families, columns, layout, tuning, tries, out, work, clean
+        ):
             return FAILED
         free[out[0][slot]] = False
     for round_ in range(refine_rounds + 1):
         expected[:, :] = False
         for slot in range(anomalies):
             expected[out[0][slot], out[1][slot]] = True
-        if window_holds(values, expected, columns, layout, margin, min_excess):
+        sorted_baselines(state[5], base, layout)  # the order is kept as days change
+        if _window_holds(values, base, bounds, expected, columns, margin, min_excess):
             return round_ + 1
         if round_ == refine_rounds:
             break
@@ -496,26 +578,26 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
         # others produced (many same-direction incidents move the window medians).
         for slot in range(total):
             day = out[0][slot]
-            _copy_day(clean[0], counts, day)
-            kept = replace_sorted(state[5], values[day], clean[1][day])
-            _copy(clean[1][day], values[day])
+            _put_day(counts, day, clean[0][slot])
+            kept = replace_sorted(state[5], values[day], clean[1][slot])
+            _copy(clean[1][slot], values[day])
             if not kept:
                 sort_columns(values, state[5])
-            _copy(clean[2][day], traffic[day])
-            _copy_day(clean[3], state[3], day)
-            _copy_day(clean[4], state[4], day)
+            _copy(clean[2][slot], traffic[day])
+            _put_day(state[3], day, clean[3][slot])
+            _put_day(state[4], day, clean[4][slot])
             only = np.zeros(days, dtype=np.bool_)
             only[day] = True
             allowed = out[1][slot : slot + 1].copy()
             if not _place_slot(
-                rng, slot, allowed, only, state, families, columns, layout, tuning, tries, out
+                rng, slot, allowed, only, state, families, columns, layout, tuning, tries, out, work, None
             ):
                 return FAILED
     return FAILED
 
 
 @njit(**_JIT)
-def _place_slot(rng, slot, allowed, free, state, families, columns, layout, tuning, tries, out):
+def _place_slot(rng, slot, allowed, free, state, families, columns, layout, tuning, tries, out, work, keep):
     # pragma: no cover - compiled
     """``place_one`` for the incident in ``slot`` of ``out`` (its family and decoy flag set)."""
     f = out[5][slot]
@@ -534,6 +616,8 @@ def _place_slot(rng, slot, allowed, free, state, families, columns, layout, tuni
         tries,
         out,
         slot,
+        work,
+        keep,
     )
 
 
@@ -570,6 +654,110 @@ def clean_drivers(normals, daily, profile, logit_base, sigma, traffic, steps):  
                 i += 1
 
 
+@njit(**_JIT)
+def verify(counts, required, allowed, columns, layout, margin, min_excess, values, base, z, flagged):
+    # pragma: no cover - compiled
+    """The final check, on the final counts (5, days, 24): the statistics of every day
+    (``day_statistics``), their baselines, deviations and the canonical verdicts (the rules
+    of ``statistics.baselines``, ``deviations``, ``flags`` and ``within_margin``, written
+    into ``values``, ``base``, ``z`` and ``flagged``). True when every ``required`` (day,
+    entity) flags, nothing flags that is not ``allowed``, every deviation keeps the margin
+    and impossible counts are absent or at least ``min_excess``."""
+    thresholds, kinds = columns[0], columns[1]
+    all_day_statistics(counts, values, layout)
+    baselines(values, base, layout)
+    ok = True
+    for col in range(values.shape[1]):
+        kind = kinds[col]
+        unit = thresholds[col]
+        relative = kind == COUNT or kind == FUNNEL  # noqa: SIM109 - as verdict_bounds, for Numba
+        for day in range(values.shape[0]):
+            delta = values[day, col] - base[col]
+            d = delta / (base[col] * unit) if relative else delta / unit
+            z[day, col] = d
+            size = abs(d)
+            if kind == FUNNEL:
+                flag = d < -1.0
+                keeps = d <= -(1.0 + margin) or d >= -(1.0 - margin)
+            elif kind == QUALITY:
+                flag = d > 0.0
+                keeps = d == 0.0 or d >= 1.0
+                value = values[day, col]
+                keeps = keeps and (value == 0.0 or value >= min_excess)
+            else:
+                flag = size > 1.0
+                keeps = size >= 1.0 + margin or size <= 1.0 - margin
+            flagged[day, col] = flag
+            if not keeps or (flag and not allowed[day, col]) or (required[day, col] and not flag):
+                ok = False
+    return ok
+
+
+@njit(**_JIT)
+def generate_episode(normals, draws, clean, plan, decoy_pools, families, columns, layout, tuning, limits):
+    # pragma: no cover - compiled
+    """One attempt at an episode, from its random draws to its verified statistics:
+    clean drivers from ``normals`` (``clean_drivers``, ``clean`` = (daily, profile, logit
+    base, sigma)), placement (``place_episode``, uniform draws from ``draws``), then
+    ``verify`` on the final counts with the anomalies as the required and allowed flags.
+
+    Returns (outcome, hourly (days, 24, 5) int64, values, baselines, deviations, flags,
+    incidents); the outcome is the verification passes used (> 0), FAILED, NOISY,
+    UNVERIFIED or NEED_DRAWS (more draws than ``draws`` holds were wanted); incidents =
+    (day, column, value, first hour, hours, family, decoy) per incident, anomalies first.
+    """
+    daily, profile, logit_base = clean[0], clean[1], clean[2]
+    days, hours, steps_n = daily.size, profile.size, logit_base.size
+    entities = columns[0].size
+    traffic = np.empty((days, hours))
+    steps = np.empty((steps_n, days, hours))
+    clean_drivers(normals, daily, profile, logit_base, clean[3], traffic, steps)
+    counts = np.empty((steps_n + 1, days, hours))
+    state = (
+        counts,
+        np.empty((days, entities)),
+        traffic,
+        steps,
+        np.zeros((steps_n, days, hours)),
+        np.empty((entities, days)),
+    )
+    total = plan.size + limits[0]
+    out = (
+        np.full(total, -1, dtype=np.int64),
+        np.full(total, -1, dtype=np.int64),
+        np.zeros(total),
+        np.zeros(total, dtype=np.int64),
+        np.zeros(total, dtype=np.int64),
+        np.zeros(total, dtype=np.int64),
+        np.zeros(total, dtype=np.bool_),
+    )
+    cursor = np.zeros(1, dtype=np.int64)
+    outcome = place_episode(
+        (draws, cursor), state, plan, families, decoy_pools, columns, layout, tuning, limits, out
+    )
+    values = np.empty((days, entities))
+    base = np.empty(entities)
+    z = np.empty((days, entities))
+    flagged = np.zeros((days, entities), dtype=np.bool_)
+    hourly = np.empty((days, hours, steps_n + 1), dtype=np.int64)
+    if cursor[0] > draws.size:
+        outcome = NEED_DRAWS
+    elif outcome > 0:
+        expected = np.zeros((days, entities), dtype=np.bool_)
+        for slot in range(plan.size):
+            expected[out[0][slot], out[1][slot]] = True
+        if verify(
+            counts, expected, expected, columns, layout, tuning[0], tuning[6], values, base, z, flagged
+        ):
+            for e in range(steps_n + 1):
+                for d in range(days):
+                    for h in range(hours):
+                        hourly[d, h, e] = np.int64(counts[e, d, h])
+        else:
+            outcome = UNVERIFIED
+    return outcome, hourly, values, base, z, flagged, out
+
+
 # Copies by loop: an array assignment would make Numba compile its shape-mismatch error
 # message (string formatting), seconds of compile time for nothing.
 
@@ -597,8 +785,7 @@ def _put_day(dst, day, src):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def _copy_day(src, dst, day):  # pragma: no cover - compiled
-    """One day of (k, days, 24) from ``src`` to ``dst``."""
+def _copy_2d(src, dst):  # pragma: no cover - compiled
     for i in range(src.shape[0]):
-        for h in range(src.shape[2]):
-            dst[i, day, h] = src[i, day, h]
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
 
 from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
 
@@ -89,22 +89,12 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
     issues: list[str] = []
     seen: set[str] = set()
     invalid = duplicates = 0
-    for i, raw in enumerate(raw_rows):
-        if isinstance(raw, AnomalyRow):
-            row = raw
-        else:
-            if not isinstance(raw, dict) and not isinstance(raw, Mapping):  # dict first: the usual, and fast
-                issues.append(f"row {i}: invalid: expected an object with fields {list(ROW_FIELDS)}")
-                invalid += 1
-                continue
-            try:
-                # Keys outside the row schema (e.g. an assessment's "threshold") are ignored.
-                fields = raw if raw.keys() <= _ROW_FIELD_SET else {k: raw[k] for k in ROW_FIELDS if k in raw}
-                row = AnomalyRow.model_validate(fields)
-            except ValidationError as err:
-                issues.append(f"row {i}: invalid: {describe_validation_error(err)}")
-                invalid += 1
-                continue
+    for i, parsed in enumerate(_parse_rows(raw_rows)):
+        if isinstance(parsed, str):
+            issues.append(f"row {i}: invalid: {parsed}")
+            invalid += 1
+            continue
+        row = parsed
         key = row.key
         problem = _semantic_problem(row, valid_dates)
         if problem:
@@ -121,13 +111,44 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
     return ValidatedRows(rows, positions, issues, invalid, duplicates)
 
 
+_ROW_LIST = TypeAdapter(list[AnomalyRow])
+
+
+def _parse_rows(raw_rows: Sequence[Any]) -> list[AnomalyRow | str]:
+    """Each raw row as an ``AnomalyRow``, or why it is malformed. Keys outside the row
+    schema (e.g. an assessment's "threshold") are ignored. Plain well-formed rows are
+    validated in one call; any error, and then every row is validated on its own."""
+    if all(type(raw) is dict and raw.keys() <= _ROW_FIELD_SET for raw in raw_rows):
+        try:
+            return _ROW_LIST.validate_python(raw_rows)  # type: ignore[return-value]
+        except ValidationError:
+            pass
+    parsed: list[AnomalyRow | str] = []
+    for raw in raw_rows:
+        if isinstance(raw, AnomalyRow):
+            parsed.append(raw)
+        elif not isinstance(raw, dict) and not isinstance(raw, Mapping):  # dict first: the usual, and fast
+            parsed.append(f"expected an object with fields {list(ROW_FIELDS)}")
+        else:
+            fields = raw if raw.keys() <= _ROW_FIELD_SET else {k: raw[k] for k in ROW_FIELDS if k in raw}
+            try:
+                parsed.append(AnomalyRow.model_validate(fields))
+            except ValidationError as err:
+                parsed.append(describe_validation_error(err))
+    return parsed
+
+
+_ENTITIES = frozenset((kind, name) for kind, names in ENTITY_NAMES_BY_TYPE.items() for name in names)
+_ANOMALY_TYPES = frozenset(ANOMALY_TYPES)
+
+
 def _semantic_problem(row: AnomalyRow, valid_dates: Collection[str]) -> str | None:
     if row.date not in valid_dates:
         return f"date {row.date!r} is not a date of this episode"
-    names = ENTITY_NAMES_BY_TYPE[row.entity_type]
-    if row.entity_name not in names:
+    if (row.entity_type, row.entity_name) not in _ENTITIES:
+        names = ENTITY_NAMES_BY_TYPE[row.entity_type]
         return f"entity_name {row.entity_name!r} is not a {row.entity_type} entity (one of {list(names)})"
-    if row.anomaly_type not in ANOMALY_TYPES:
+    if row.anomaly_type not in _ANOMALY_TYPES:
         return f"anomaly_type {row.anomaly_type!r} is unknown (one of {list(ANOMALY_TYPES)})"
     if not row.detection_method:
         return "detection_method is empty"

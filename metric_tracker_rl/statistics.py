@@ -175,10 +175,13 @@ def severity_level(z: np.ndarray, predecessor_counts: np.ndarray | None = None) 
     Impossible counts use the excess as a percentage of the predecessor's daily count
     (``predecessor_counts`` aligned with the quality columns).
     """
-    ratio = np.abs(z)
-    level = np.searchsorted(np.array(C.SEVERITY_RATIO_CUTOFFS), ratio, side="right") - 1
+    level = _RATIO_CUTOFFS.searchsorted(np.abs(z), side="right") - 1
     if predecessor_counts is not None:
         pct = 100.0 * z[..., QUALITY_COLS] * C.DATA_QUALITY_MIN_EXCESS / predecessor_counts
-        cut = np.array(C.DATA_QUALITY_SEVERITY_PCT_CUTOFFS)
-        level[..., QUALITY_COLS] = np.searchsorted(cut, pct, side="right") - 1
-    return np.clip(level, 0, len(C.SEVERITY_LEVELS) - 1)
+        level[..., QUALITY_COLS] = _PCT_CUTOFFS.searchsorted(pct, side="right") - 1
+    np.maximum(level, 0, out=level)
+    return np.minimum(level, len(C.SEVERITY_LEVELS) - 1, out=level)
+
+
+_RATIO_CUTOFFS = np.array(C.SEVERITY_RATIO_CUTOFFS)
+_PCT_CUTOFFS = np.array(C.DATA_QUALITY_SEVERITY_PCT_CUTOFFS)

@@ -137,3 +137,69 @@ def test_the_kernel_codes_statistic_kinds_as_families_orders_them():
 
     codes = (kernels.COUNT, kernels.RATE, kernels.FUNNEL, kernels.MIX, kernels.QUALITY)
     assert codes == tuple(STATISTIC_KINDS.index(k) for k in ("count", "rate", "funnel", "mix", "quality"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**31),
+    st.sampled_from(C.DIFFICULTIES),
+    st.floats(0.0, 0.3),
+    st.floats(0.0, 0.02),
+)
+def test_final_verification_equals_statistics_py(seed, difficulty, spread, over_share):
+    """The compiled final check computes the statistics, baselines, deviations and verdicts
+    of statistics.py, and passes exactly when they say the window is right."""
+    config = config_for(None, seed=seed, difficulty=difficulty)
+    rng = np.random.default_rng(seed)
+    drivers = clean_drivers(config, rng)
+    drivers.traffic *= np.exp(rng.normal(0.0, spread, (C.NUM_DAYS, 1)))
+    over = np.where(rng.random(drivers.steps.shape) < over_share, 1.0 + rng.random(drivers.steps.shape), 0.0)
+    counts = cascade(drivers.traffic, drivers.steps, over)
+    values = S.event_values(counts)
+    base = S.baselines(values)
+    z = S.deviations(values, base)
+    flagged = S.flags(z)
+    margin = C.MARGIN[difficulty]
+    allowed = flagged if rng.random() < 0.5 else flagged & (rng.random(flagged.shape) < 0.8)
+    required = allowed & (rng.random(flagged.shape) < 0.5)
+    quality = values[:, S.QUALITY_COLS]
+    holds = bool(
+        not (flagged & ~allowed).any()
+        and not (required & ~flagged).any()
+        and S.within_margin(z, margin).all()
+        and ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all()
+    )
+    out = (np.empty_like(values), np.empty_like(base), np.empty_like(z), np.zeros_like(flagged))
+    verdict = kernels.verify(
+        counts, required, allowed, COLUMNS, S.LAYOUT, margin, C.DATA_QUALITY_MIN_EXCESS, *out
+    )
+    assert verdict == holds
+    for got, expected in zip(out, (values, base, z, flagged), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=8))
+def test_entropy_words_make_the_seed_sequence_of_the_integers(values):
+    from metric_tracker_rl.generator import entropy_words
+
+    expected = np.random.SeedSequence(values).generate_state(8)
+    np.testing.assert_array_equal(
+        np.random.SeedSequence(entropy_words(tuple(values))).generate_state(8), expected
+    )
+
+
+def test_an_episode_that_wants_more_draws_is_the_same_episode(monkeypatch):
+    """Placement reads uniform draws taken in advance; when it wants more, the stream is
+    extended and the episode placed again: the result does not depend on how many were
+    taken first."""
+    from metric_tracker_rl import generator
+
+    configs = [config_for(None, seed=seed, difficulty=d) for seed in range(4) for d in C.DIFFICULTIES]
+    usual = [generator.generate(c) for c in configs]
+    monkeypatch.setattr(generator, "FIRST_DRAWS", dict.fromkeys(C.DIFFICULTIES, 1))
+    for config, expected in zip(configs, usual, strict=True):
+        got = generator.generate(config)
+        assert got.incidents == expected.incidents
+        np.testing.assert_array_equal(got.hourly, expected.hourly)
+        np.testing.assert_array_equal(got.z, expected.z)

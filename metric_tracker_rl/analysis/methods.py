@@ -3,6 +3,7 @@ precomputed statistics plus a small computation; none sees the hidden truth."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
@@ -365,7 +366,7 @@ def generator_rows(
         raise MethodError("give metric_name or metric_names, not both")
     names = [args.metric_name] if args.metric_name is not None else args.metric_names
     if names is None:
-        cols = np.concatenate([_cols(k) for k in kinds])
+        cols = _kind_cols(kinds)
     else:
         cols = np.array(sorted({_entity(n, kinds).index for n in names}), dtype=int)
     delta = episode.values[:, cols] - episode.base[cols]
@@ -376,17 +377,30 @@ def generator_rows(
         hit = delta < -limit
     else:
         hit = np.abs(delta) > limit
-    rows = []
     days, picks = np.nonzero(hit)
-    columns = cols[picks].tolist()
-    deviations = delta[days, picks].tolist()
-    for day, col, deviation in zip(days.tolist(), columns, deviations, strict=True):
+    order = np.lexsort((_ROW_ORDER[cols[picks]], days))  # rows in (date, entity_type, entity_name) order
+    days, picks = days[order], picks[order]
+    rows = []
+    for day, col, deviation in zip(
+        days.tolist(), cols[picks].tolist(), delta[days, picks].tolist(), strict=True
+    ):
         kind = anomaly_type or anomaly_type_for(col, deviation)
-        if kind == "normal":
-            continue
-        rows.append(episode.row(day, col, kind))
-    rows.sort(key=lambda r: (r["date"], r["entity_type"], r["entity_name"]))
+        if kind != "normal":
+            rows.append(episode.row(day, col, kind))
     return rows
+
+
+@cache
+def _kind_cols(kinds: tuple[str, ...]) -> np.ndarray:
+    cols = np.concatenate([_cols(k) for k in kinds])
+    cols.setflags(write=False)
+    return cols
+
+
+# Each column's place in (entity_type, entity_name) order: rows of a day are listed so.
+_ROW_ORDER = np.argsort(
+    sorted(range(S.NUM_ENTITIES), key=lambda c: (S.ENTITIES[c].entity_type, S.ENTITIES[c].entity_name))
+)
 
 
 def _family_generator(family: Family):
@@ -444,12 +458,7 @@ def build_payload(episode: Episode, specs: list[GeneratorSpec]) -> list[dict[str
             raise MethodError(
                 f"unknown generator method {spec.method_name!r}; available: {list(GENERATOR_METHODS)}"
             )
-        args = GeneratorArgs(
-            metric_name=spec.metric_name,
-            metric_names=spec.metric_names,
-            threshold_multiplier=spec.threshold_multiplier,
-        )
-        for row in REGISTRY[spec.method_name].function(episode, args)["rows"]:
+        for row in REGISTRY[spec.method_name].function(episode, spec)["rows"]:  # a spec is a GeneratorArgs
             merged.setdefault(row_key(row), row)
     return list(merged.values())
 
