@@ -18,8 +18,8 @@ from metric_tracker_rl.analysis import (
     GENERATOR_METHODS,
     MethodError,
     available_methods,
-    build_payload,
     conversion_metric_definitions,
+    keyed_payload,
     parse_generator_specs,
     run_method,
 )
@@ -313,18 +313,18 @@ class MetricTrackerRlEnvironment(
         assert episode is not None
         try:
             specs = parse_generator_specs(action.payload_generators) if action.payload_generators else []
-            generated = build_payload(episode, specs)
+            keyed = keyed_payload(episode, specs)
         except MethodError as err:
             self._steps += C.ERROR_COST
             return self._after_step(status="error", message=f"payload_generators not graded: {err}")
         self._steps += C.SUBMISSION_COST
         # A hand-written row overrides a generated row with the same key.
         hand_keys = {row_key(r) for r in action.classifications if isinstance(r, dict)}
-        keyed = [(key, r) for r in generated if (key := row_key(r)) not in hand_keys]
-        generated = [r for _, r in keyed]
-        submitted = [*action.classifications, *generated]
-        generated_keys = {key for key, _ in keyed}
-        grade = grade_submission(submitted, episode.expected_rows, episode.date_index, self.rubric)
+        generated = [r for key, r in keyed.items() if key not in hand_keys]
+        hand = len(action.classifications)
+        grade = grade_submission(
+            [*action.classifications, *generated], episode.expected_rows, episode.date_index, self.rubric
+        )
         self._submissions += 1
         self._last_score = grade.score
         if grade.score >= 1.0 or self._submissions >= self.max_submissions:
@@ -334,7 +334,9 @@ class MetricTrackerRlEnvironment(
             message=f"Submission {self._submissions}/{self.max_submissions} graded: score {grade.score:.4f}.",
             reward=grade.score,
             generated_rows=[_generated_summary(r) for r in generated[: C.MAX_SUBMISSION_ROWS]],
-            submitted_rows=[row.model_dump() for row in grade.valid_rows if row.key not in generated_keys],
+            submitted_rows=[
+                row.model_dump() for row, i in zip(grade.valid_rows, grade.positions, strict=True) if i < hand
+            ],
             submission_preview={
                 k: grade.breakdown[k]
                 for k in ("submitted_rows", "valid_rows", "invalid_rows", "duplicate_rows")

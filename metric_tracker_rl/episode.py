@@ -38,21 +38,21 @@ class Episode:
     base: np.ndarray  # (entities,) baseline (median / 0)
     z: np.ndarray  # (days, entities) deviation in threshold units
     flagged: np.ndarray  # (days, entities) canonical detector verdicts
+    spread: np.ndarray  # (entities,) std-from-median: sqrt(mean((x - baseline)^2))
+    severity: np.ndarray  # (days, entities) severity index (statistics.severity_level)
     incidents: tuple[Incident, ...]  # the anomalies behind the expected rows
     decoys: tuple[Incident, ...]  # sub-threshold movements that flag nothing
     # Rows built so far, by (day, entity, anomaly type): each is computed once per episode.
     _rows: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @cached_property
-    def spread(self) -> np.ndarray:
-        """(entities,) std-from-median: sqrt(mean((x - baseline)^2))."""
-        squares = (self.values - self.base) ** 2
-        return _frozen(np.sqrt(np.add.reduce(squares, axis=0) / squares.shape[0]))  # np.mean's sum
+    def delta(self) -> np.ndarray:
+        """(days, entities) value - baseline."""
+        return _frozen(self.values - self.base)
 
     @cached_property
-    def severity(self) -> np.ndarray:
-        """(days, entities) severity index."""
-        return _frozen(S.severity_level(self.z, self.values[:, S.COUNT_COLS[:-1]]))
+    def abs_delta(self) -> np.ndarray:
+        return _frozen(np.abs(self.delta))
 
     @cached_property
     def _rounded_base(self) -> tuple[float, ...]:
@@ -196,6 +196,8 @@ def _build_cached(config: EpisodeConfig) -> Episode:
         _frozen(data.base),
         _frozen(data.z),
         _frozen(data.flagged),
+        _frozen(data.spread),
+        _frozen(data.severity),
         incidents,
         decoys,
     )

@@ -102,6 +102,8 @@ class GeneratedData:
     base: np.ndarray  # (entities,) baselines
     z: np.ndarray  # (days, entities) deviations in threshold units
     flagged: np.ndarray  # (days, entities) the canonical detectors' verdicts
+    spread: np.ndarray  # (entities,) std-from-median
+    severity: np.ndarray  # (days, entities) severity index
 
 
 # --- clean data ------------------------------------------------------------------------
@@ -284,7 +286,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
     draws = rng.random(FIRST_DRAWS[config.difficulty])
     plan, decoy_pools = _plan(config.anomaly_plan)
     while True:
-        outcome, hourly, values, base, z, flagged, out = kernels.generate_episode(
+        outcome, hourly, tables, out = kernels.generate_episode(
             normals,
             draws,
             _clean_inputs(config.difficulty, _first_weekday(config)),
@@ -295,6 +297,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
             S.LAYOUT,
             _tuning(config.difficulty),
             _limits(config.difficulty),
+            SEVERITY_CUTOFFS,
         )
         if outcome != kernels.NEED_DRAWS:
             break
@@ -313,7 +316,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
             *(column.tolist() for column in out), strict=True
         )
     )
-    return GeneratedData(hourly, incidents, attempt, values, base, z, flagged)
+    return GeneratedData(hourly, incidents, attempt, *tables)
 
 
 def _inject(drivers: Drivers, hourly: np.ndarray, injection: Injection, dates: tuple[str, ...]) -> None:
@@ -384,7 +387,13 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     raise GenerationError(f"could not generate a verified episode for {config}")
 
 
-Verified = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # values, baselines, deviations, flags
+# values, baselines, deviations, flags, spread, severity
+Verified = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# The severity ratio and impossible-count percentage cutoffs, for the kernel.
+SEVERITY_CUTOFFS = (
+    np.array(C.SEVERITY_RATIO_CUTOFFS, dtype=np.float64),
+    np.array(C.DATA_QUALITY_SEVERITY_PCT_CUTOFFS, dtype=np.float64),
+)
 
 
 def _verified(
@@ -396,10 +405,14 @@ def _verified(
     excess. The statistics it computed, or None."""
     from metric_tracker_rl import kernels
 
-    values = np.empty((C.NUM_DAYS, S.NUM_ENTITIES))
-    base = np.empty(S.NUM_ENTITIES)
-    z = np.empty((C.NUM_DAYS, S.NUM_ENTITIES))
-    flagged = np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool)
+    tables = (
+        np.empty((C.NUM_DAYS, S.NUM_ENTITIES)),
+        np.empty(S.NUM_ENTITIES),
+        np.empty((C.NUM_DAYS, S.NUM_ENTITIES)),
+        np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool),
+        np.empty(S.NUM_ENTITIES),
+        np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=np.int64),
+    )
     holds = kernels.verify(
         np.ascontiguousarray(counts, dtype=np.float64),
         required,
@@ -408,9 +421,7 @@ def _verified(
         S.LAYOUT,
         margin,
         C.DATA_QUALITY_MIN_EXCESS,
-        values,
-        base,
-        z,
-        flagged,
+        SEVERITY_CUTOFFS,
+        tables,
     )
-    return (values, base, z, flagged) if holds else None
+    return tables if holds else None

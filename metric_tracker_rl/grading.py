@@ -101,8 +101,8 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
     correct = dict.fromkeys(FIELD_CHECKS, 0)
     anchored = dict.fromkeys(ANCHORED, 0)
     matched = exact = 0
-    for row in checked.rows:
-        hidden = expected_by_key.get(row.key)
+    for row, key in zip(checked.rows, checked.keys, strict=True):
+        hidden = expected_by_key.get(key)
         if hidden is None:
             continue
         matched += 1
@@ -165,6 +165,15 @@ class PartRubric(Rubric):
     def forward(self, action: Any, observation: Match) -> float:
         return self.part(observation)
 
+    def __call__(self, action: Any, observation: Match) -> float:
+        """``Rubric.__call__`` (the score stored as ``last_score``, hooks run), without its
+        coroutine checks when no hook is registered: ``forward`` is plain and synchronous."""
+        if self._forward_pre_hooks or self._forward_hooks:
+            return super().__call__(action, observation)
+        score = self.forward(action, observation)
+        self.last_score = score
+        return score
+
 
 @dataclass(frozen=True)
 class GradeResult:
@@ -173,6 +182,7 @@ class GradeResult:
     issues: list[str]
     correct_row_count: int
     valid_rows: list[AnomalyRow]
+    positions: list[int]  # each valid row's index in the submission
 
 
 class ReportRubric(Rubric):
@@ -203,6 +213,7 @@ class ReportRubric(Rubric):
             [*checked.issues, *summary(match)],
             match.exact,
             checked.rows,
+            checked.positions,
         )
         return score
 

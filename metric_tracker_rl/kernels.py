@@ -655,14 +655,20 @@ def clean_drivers(normals, daily, profile, logit_base, sigma, traffic, steps):  
 
 
 @njit(**_JIT)
-def verify(counts, required, allowed, columns, layout, margin, min_excess, values, base, z, flagged):
+def verify(counts, required, allowed, columns, layout, margin, min_excess, cutoffs, tables):
     # pragma: no cover - compiled
     """The final check, on the final counts (5, days, 24): the statistics of every day
     (``day_statistics``), their baselines, deviations and the canonical verdicts (the rules
-    of ``statistics.baselines``, ``deviations``, ``flags`` and ``within_margin``, written
-    into ``values``, ``base``, ``z`` and ``flagged``). True when every ``required`` (day,
-    entity) flags, nothing flags that is not ``allowed``, every deviation keeps the margin
-    and impossible counts are absent or at least ``min_excess``."""
+    of ``statistics.baselines``, ``deviations``, ``flags`` and ``within_margin``). True
+    when every ``required`` (day, entity) flags, nothing flags that is not ``allowed``,
+    every deviation keeps the margin and impossible counts are absent or at least
+    ``min_excess``.
+
+    ``tables`` = (values, base, z, flagged, spread, severity) receives what the episode
+    is answered from, the last two as ``Episode`` and ``statistics.severity_level`` define
+    them (``cutoffs``: the severity ratio and impossible-count percentage cutoffs).
+    """
+    values, base, z, flagged, spread, severity = tables
     thresholds, kinds = columns[0], columns[1]
     all_day_statistics(counts, values, layout)
     baselines(values, base, layout)
@@ -690,21 +696,60 @@ def verify(counts, required, allowed, columns, layout, margin, min_excess, value
             flagged[day, col] = flag
             if not keeps or (flag and not allowed[day, col]) or (required[day, col] and not flag):
                 ok = False
+    _spread_and_severity(values, base, z, layout, min_excess, cutoffs, spread, severity)
     return ok
 
 
 @njit(**_JIT)
-def generate_episode(normals, draws, clean, plan, decoy_pools, families, columns, layout, tuning, limits):
+def _spread_and_severity(values, base, z, layout, min_excess, cutoffs, spread, severity):
+    # pragma: no cover - compiled
+    """Each entity's std-from-median (the days summed in order, as NumPy sums an axis-0
+    reduction) and each (day, entity)'s severity index: the ratio cutoffs at or below
+    |z|; for impossible counts, the excess as a percentage of the predecessor's daily count."""
+    count_cols, quality_cols = layout[0], layout[5]
+    days = values.shape[0]
+    for col in range(values.shape[1]):
+        total = 0.0
+        for day in range(days):
+            d = values[day, col] - base[col]
+            total += d * d
+        spread[col] = np.sqrt(total / days)
+        for day in range(days):
+            severity[day, col] = _level(cutoffs[0], abs(z[day, col]))
+    for s in range(quality_cols.size):
+        col = quality_cols[s]
+        for day in range(days):
+            pct = 100.0 * z[day, col] * min_excess / values[day, count_cols[s]]
+            severity[day, col] = _level(cutoffs[1], pct)
+
+
+@njit(**_JIT)
+def _level(cutoffs, x):  # pragma: no cover - compiled
+    """``searchsorted(cutoffs, x, side="right") - 1`` clipped to the levels (NaN sorts last)."""
+    n = cutoffs.size
+    if x != x:
+        return n - 1
+    level = -1
+    for c in cutoffs:
+        if c <= x:
+            level += 1
+    return min(max(level, 0), n - 1)
+
+
+@njit(**_JIT)
+def generate_episode(
+    normals, draws, clean, plan, decoy_pools, families, columns, layout, tuning, limits, cutoffs
+):
     # pragma: no cover - compiled
     """One attempt at an episode, from its random draws to its verified statistics:
     clean drivers from ``normals`` (``clean_drivers``, ``clean`` = (daily, profile, logit
     base, sigma)), placement (``place_episode``, uniform draws from ``draws``), then
     ``verify`` on the final counts with the anomalies as the required and allowed flags.
 
-    Returns (outcome, hourly (days, 24, 5) int64, values, baselines, deviations, flags,
-    incidents); the outcome is the verification passes used (> 0), FAILED, NOISY,
-    UNVERIFIED or NEED_DRAWS (more draws than ``draws`` holds were wanted); incidents =
-    (day, column, value, first hour, hours, family, decoy) per incident, anomalies first.
+    Returns (outcome, hourly (days, 24, 5) int64, ``verify``'s tables, incidents). The
+    outcome is the verification passes used (> 0), FAILED, NOISY, UNVERIFIED or NEED_DRAWS
+    (more draws than ``draws`` holds were wanted); incidents = (day, column, value, first
+    hour, hours, family, decoy) per incident, anomalies first.
     """
     daily, profile, logit_base = clean[0], clean[1], clean[2]
     days, hours, steps_n = daily.size, profile.size, logit_base.size
@@ -735,10 +780,14 @@ def generate_episode(normals, draws, clean, plan, decoy_pools, families, columns
     outcome = place_episode(
         (draws, cursor), state, plan, families, decoy_pools, columns, layout, tuning, limits, out
     )
-    values = np.empty((days, entities))
-    base = np.empty(entities)
-    z = np.empty((days, entities))
-    flagged = np.zeros((days, entities), dtype=np.bool_)
+    tables = (
+        np.empty((days, entities)),
+        np.empty(entities),
+        np.empty((days, entities)),
+        np.zeros((days, entities), dtype=np.bool_),
+        np.empty(entities),
+        np.zeros((days, entities), dtype=np.int64),
+    )
     hourly = np.empty((days, hours, steps_n + 1), dtype=np.int64)
     if cursor[0] > draws.size:
         outcome = NEED_DRAWS
@@ -746,16 +795,14 @@ def generate_episode(normals, draws, clean, plan, decoy_pools, families, columns
         expected = np.zeros((days, entities), dtype=np.bool_)
         for slot in range(plan.size):
             expected[out[0][slot], out[1][slot]] = True
-        if verify(
-            counts, expected, expected, columns, layout, tuning[0], tuning[6], values, base, z, flagged
-        ):
+        if verify(counts, expected, expected, columns, layout, tuning[0], tuning[6], cutoffs, tables):
             for e in range(steps_n + 1):
                 for d in range(days):
                     for h in range(hours):
                         hourly[d, h, e] = np.int64(counts[e, d, h])
         else:
             outcome = UNVERIFIED
-    return outcome, hourly, values, base, z, flagged, out
+    return outcome, hourly, tables, out
 
 
 # Copies by loop: an array assignment would make Numba compile its shape-mismatch error

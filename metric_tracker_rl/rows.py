@@ -74,6 +74,7 @@ class ValidatedRows:
 
     rows: list[AnomalyRow] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)  # index of each valid row in the input
+    keys: list[str] = field(default_factory=list)  # each valid row's key
     issues: list[str] = field(default_factory=list)  # invalid and duplicate rows only
     invalid: int = 0
     duplicates: int = 0
@@ -86,6 +87,7 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
     """
     rows: list[AnomalyRow] = []
     positions: list[int] = []
+    keys: list[str] = []
     issues: list[str] = []
     seen: set[str] = set()
     invalid = duplicates = 0
@@ -108,7 +110,8 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
         seen.add(key)
         rows.append(row)
         positions.append(i)
-    return ValidatedRows(rows, positions, issues, invalid, duplicates)
+        keys.append(key)
+    return ValidatedRows(rows, positions, keys, issues, invalid, duplicates)
 
 
 _ROW_LIST = TypeAdapter(list[AnomalyRow])

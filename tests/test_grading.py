@@ -130,6 +130,17 @@ def test_the_grader_is_an_openenv_rubric_with_named_parts(ep):
         assert part.last_score == pytest.approx(result.breakdown[name], abs=1e-6), name
 
 
+def test_hooks_on_a_part_of_the_score_run(ep):
+    rubric = grading.ReportRubric()
+    seen = []
+    rubric.recall.register_forward_pre_hook(lambda part, action, match: seen.append(("pre", match.matched)))
+    rubric.recall.register_forward_hook(lambda part, action, match, score: seen.append(("post", score)))
+    rows = expected_dicts(ep)[1:]
+    rubric(rows, grading.Truth(ep.expected_rows, ep.dates))
+    assert seen == [("pre", len(rows)), ("post", rubric.recall.last_score)]
+    assert rubric.recall.last_score == pytest.approx(len(rows) / len(ep.expected_rows))
+
+
 def test_grading_is_deterministic(ep):
     rows = expected_dicts(ep)[:2] + extra_rows(ep, 3)
     first = grade(rows, ep)

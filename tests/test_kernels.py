@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import kernels
 from metric_tracker_rl import statistics as S
-from metric_tracker_rl.generator import COLUMNS, cascade, clean_drivers
+from metric_tracker_rl.generator import COLUMNS, SEVERITY_CUTOFFS, cascade, clean_drivers
 from metric_tracker_rl.tasks import config_for
 
 DAYS = 6
@@ -147,8 +147,9 @@ def test_the_kernel_codes_statistic_kinds_as_families_orders_them():
     st.floats(0.0, 0.02),
 )
 def test_final_verification_equals_statistics_py(seed, difficulty, spread, over_share):
-    """The compiled final check computes the statistics, baselines, deviations and verdicts
-    of statistics.py, and passes exactly when they say the window is right."""
+    """The compiled final check computes the statistics, baselines, deviations, verdicts and
+    severities of statistics.py (and the episode's std-from-median), and passes exactly
+    when they say the window is right."""
     config = config_for(None, seed=seed, difficulty=difficulty)
     rng = np.random.default_rng(seed)
     drivers = clean_drivers(config, rng)
@@ -169,12 +170,22 @@ def test_final_verification_equals_statistics_py(seed, difficulty, spread, over_
         and S.within_margin(z, margin).all()
         and ((quality == 0) | (quality >= C.DATA_QUALITY_MIN_EXCESS)).all()
     )
-    out = (np.empty_like(values), np.empty_like(base), np.empty_like(z), np.zeros_like(flagged))
+    spread = np.sqrt(np.mean((values - base) ** 2, axis=0))
+    severity = S.severity_level(z, values[:, S.COUNT_COLS[:-1]])
+    tables = (*(np.empty_like(a) for a in (values, base, z, flagged, spread)), np.zeros_like(severity))
     verdict = kernels.verify(
-        counts, required, allowed, COLUMNS, S.LAYOUT, margin, C.DATA_QUALITY_MIN_EXCESS, *out
+        counts,
+        required,
+        allowed,
+        COLUMNS,
+        S.LAYOUT,
+        margin,
+        C.DATA_QUALITY_MIN_EXCESS,
+        SEVERITY_CUTOFFS,
+        tables,
     )
     assert verdict == holds
-    for got, expected in zip(out, (values, base, z, flagged), strict=True):
+    for got, expected in zip(tables, (values, base, z, flagged, spread, severity), strict=True):
         np.testing.assert_array_equal(got, expected)
 
 

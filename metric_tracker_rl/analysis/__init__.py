@@ -7,6 +7,7 @@ from metric_tracker_rl.analysis.methods import (
     GENERATOR_METHODS,
     build_payload,
     conversion_metric_definitions,
+    keyed_payload,
     parse_generator_specs,
 )
 from metric_tracker_rl.analysis.registry import (
@@ -36,6 +37,7 @@ __all__ = [
     "available_methods",
     "build_payload",
     "conversion_metric_definitions",
+    "keyed_payload",
     "parse_arguments",
     "parse_generator_specs",
     "run_method",

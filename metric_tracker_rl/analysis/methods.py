@@ -366,24 +366,24 @@ def generator_rows(
         raise MethodError("give metric_name or metric_names, not both")
     names = [args.metric_name] if args.metric_name is not None else args.metric_names
     if names is None:
-        cols = _kind_cols(kinds)
+        columns = _kind_mask(kinds)
     else:
-        cols = np.array(sorted({_entity(n, kinds).index for n in names}), dtype=int)
-    delta = episode.values[:, cols] - episode.base[cols]
-    limit = args.threshold_multiplier * episode.spread[cols]
+        columns = np.zeros(S.NUM_ENTITIES, dtype=bool)
+        columns[[_entity(n, kinds).index for n in names]] = True
+    delta = episode.delta
+    limit = args.threshold_multiplier * episode.spread
     if direction == "up":
         hit = delta > limit
     elif direction == "down":
         hit = delta < -limit
     else:
-        hit = np.abs(delta) > limit
-    days, picks = np.nonzero(hit)
-    order = np.lexsort((_ROW_ORDER[cols[picks]], days))  # rows in (date, entity_type, entity_name) order
-    days, picks = days[order], picks[order]
+        hit = episode.abs_delta > limit
+    hit &= columns
+    days, cols = np.nonzero(hit)
+    order = np.lexsort((_ROW_ORDER[cols], days))  # rows in (date, entity_type, entity_name) order
+    days, cols = days[order], cols[order]
     rows = []
-    for day, col, deviation in zip(
-        days.tolist(), cols[picks].tolist(), delta[days, picks].tolist(), strict=True
-    ):
+    for day, col, deviation in zip(days.tolist(), cols.tolist(), delta[days, cols].tolist(), strict=True):
         kind = anomaly_type or anomaly_type_for(col, deviation)
         if kind != "normal":
             rows.append(episode.row(day, col, kind))
@@ -391,10 +391,12 @@ def generator_rows(
 
 
 @cache
-def _kind_cols(kinds: tuple[str, ...]) -> np.ndarray:
-    cols = np.concatenate([_cols(k) for k in kinds])
-    cols.setflags(write=False)
-    return cols
+def _kind_mask(kinds: tuple[str, ...]) -> np.ndarray:
+    """Which columns hold a statistic of these kinds."""
+    mask = np.zeros(S.NUM_ENTITIES, dtype=bool)
+    mask[np.concatenate([_cols(k) for k in kinds])] = True
+    mask.setflags(write=False)
+    return mask
 
 
 # Each column's place in (entity_type, entity_name) order: rows of a day are listed so.
@@ -452,6 +454,11 @@ GENERATOR_METHODS: tuple[str, ...] = tuple(
 
 def build_payload(episode: Episode, specs: list[GeneratorSpec]) -> list[dict[str, Any]]:
     """Run generator specs and merge their rows (first row per key wins)."""
+    return list(keyed_payload(episode, specs).values())
+
+
+def keyed_payload(episode: Episode, specs: list[GeneratorSpec]) -> dict[str, dict[str, Any]]:
+    """``build_payload``'s rows by row key."""
     merged: dict[str, dict[str, Any]] = {}
     for spec in specs:
         if spec.method_name not in GENERATOR_METHODS:
@@ -460,7 +467,7 @@ def build_payload(episode: Episode, specs: list[GeneratorSpec]) -> list[dict[str
             )
         for row in REGISTRY[spec.method_name].function(episode, spec)["rows"]:  # a spec is a GeneratorArgs
             merged.setdefault(row_key(row), row)
-    return list(merged.values())
+    return merged
 
 
 def parse_generator_specs(raw: Any) -> list[GeneratorSpec]:
