@@ -227,7 +227,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         f"[bold]metric_tracker_rl engine benchmark[/] - task {report['task_id']}, "
         f"{report['repeat']} runs each\n"
         f"{info['platform']} | Python {info['python']} | numpy {info['numpy']} | "
-        f"pydantic {info['pydantic']} | {info['cpu_count']} CPUs"
+        f"pydantic {info['pydantic']} | {info['cpu_count']} CPUs | "
+        f"sum(range(10**6)) in {info['python_loop_ms']} ms (the machine's speed)"
     )
     table = Table(show_lines=False)
     table.add_column("operation", no_wrap=True)
