@@ -399,19 +399,29 @@ SEVERITY_CUTOFFS = (
 def _verified(
     counts: np.ndarray, margin: float, required: np.ndarray, allowed: np.ndarray
 ) -> Verified | None:
-    """The final check (``kernels.verify``, as for placed episodes) on final counts
-    (5, days, 24): every required (day, entity) flags, nothing flags that is not allowed,
-    every value keeps the margin, and impossible counts are absent or at least the minimum
-    excess. The statistics it computed, or None."""
+    """The final check (as for placed episodes) on final counts: the statistics it
+    computed, or None."""
+    holds, tables = verify(counts, margin, required, allowed)
+    return tables if holds else None
+
+
+def verify(
+    counts: np.ndarray, margin: float, required: np.ndarray, allowed: np.ndarray
+) -> tuple[bool, Verified]:
+    """``kernels.verify`` on final counts (5, days, 24): whether every required (day,
+    entity) flags, nothing flags that is not allowed, every value keeps the margin, and
+    impossible counts are absent or at least the minimum excess; and the tables it
+    computed (values, baselines, deviations, flags, spread, severity)."""
     from metric_tracker_rl import kernels
 
+    days = counts.shape[1]
     tables = (
-        np.empty((C.NUM_DAYS, S.NUM_ENTITIES)),
+        np.empty((days, S.NUM_ENTITIES)),
         np.empty(S.NUM_ENTITIES),
-        np.empty((C.NUM_DAYS, S.NUM_ENTITIES)),
-        np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=bool),
+        np.empty((days, S.NUM_ENTITIES)),
+        np.zeros((days, S.NUM_ENTITIES), dtype=bool),
         np.empty(S.NUM_ENTITIES),
-        np.zeros((C.NUM_DAYS, S.NUM_ENTITIES), dtype=np.int64),
+        np.zeros((days, S.NUM_ENTITIES), dtype=np.int64),
     )
     holds = kernels.verify(
         np.ascontiguousarray(counts, dtype=np.float64),
@@ -424,4 +434,4 @@ def _verified(
         SEVERITY_CUTOFFS,
         tables,
     )
-    return tables if holds else None
+    return holds, tables

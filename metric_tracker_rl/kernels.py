@@ -505,17 +505,16 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
         if not cascade_day(traffic[day], day_steps, day_over, counts, day):
             return NOISY
         day_statistics(counts, day, values[day], layout)
+    hours, steps_n = traffic.shape[1], state[3].shape[0]
+    work = _work(days, hours, steps_n, values.shape[1])
+    base, bounds = work[0], work[1]  # each use reads the medians afresh
     expected = np.zeros(values.shape, dtype=np.bool_)
-    base = np.empty(values.shape[1])
-    bounds = np.empty((2, values.shape[1]))
     sort_columns(values, state[5])
     sorted_baselines(state[5], base, layout)
     if not _window_holds(values, base, bounds, expected, columns, margin, min_excess):
         return NOISY
     anomalies = plan.size
     total = anomalies + decoys
-    hours, steps_n = traffic.shape[1], state[3].shape[0]
-    work = _work(days, hours, steps_n, values.shape[1])
     # What each incident's day held before its first placement, for refining.
     clean = (
         np.empty((total, steps_n + 1, hours)),

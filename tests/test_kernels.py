@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import kernels
 from metric_tracker_rl import statistics as S
-from metric_tracker_rl.generator import COLUMNS, SEVERITY_CUTOFFS, cascade, clean_drivers
+from metric_tracker_rl.generator import COLUMNS, cascade, clean_drivers, verify
 from metric_tracker_rl.tasks import config_for
 
 DAYS = 6
@@ -172,18 +172,7 @@ def test_final_verification_equals_statistics_py(seed, difficulty, spread, over_
     )
     spread = np.sqrt(np.mean((values - base) ** 2, axis=0))
     severity = S.severity_level(z, values[:, S.COUNT_COLS[:-1]])
-    tables = (*(np.empty_like(a) for a in (values, base, z, flagged, spread)), np.zeros_like(severity))
-    verdict = kernels.verify(
-        counts,
-        required,
-        allowed,
-        COLUMNS,
-        S.LAYOUT,
-        margin,
-        C.DATA_QUALITY_MIN_EXCESS,
-        SEVERITY_CUTOFFS,
-        tables,
-    )
+    verdict, tables = verify(counts, margin, required, allowed)
     assert verdict == holds
     for got, expected in zip(tables, (values, base, z, flagged, spread, severity), strict=True):
         np.testing.assert_array_equal(got, expected)
