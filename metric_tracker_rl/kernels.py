@@ -36,51 +36,72 @@ _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 
 @njit(**_JIT)
 def day_statistics(counts, day, out, layout):  # pragma: no cover - compiled
-    """Every entity's statistic of one day (``statistics.event_values`` for one day).
+    """Every entity's statistic of one day (``statistics.event_values`` for one day): the
+    totals (``day_totals``), then the shape of the day (``day_shape``)."""
+    day_totals(counts, day, out, layout)
+    day_shape(counts, day, out, layout)
 
-    No scratch arrays and one division per statistic: this runs for every candidate
-    change and every day of every verification. The lowest hourly step rate is found by
-    comparing fractions crosswise (exact: counts are integers far below 2**53) and
-    divided once, which gives the same number as dividing every hour and taking the least.
+
+@njit(**_JIT)
+def day_totals(counts, day, out, layout):  # pragma: no cover - compiled
+    """The daily event counts and conversion rates of one day. Placement judges these
+    first: most candidates that fail, fail here, before the day's shape is computed.
+
+    The hours are summed in four interleaved running totals, which compiled code runs in
+    parallel; the sum is the same in any order, since counts are integers far below 2**53.
     """
-    count_cols, rate_cols, rate_num, rate_den, funnel_cols, quality_cols, mix = layout
+    count_cols, rate_cols, rate_num, rate_den = layout[0], layout[1], layout[2], layout[3]
     events, hours = counts.shape[0], counts.shape[2]
     for e in range(events):
-        total = 0.0
-        for h in range(hours):
-            total += counts[e, day, h]
-        out[count_cols[e]] = total
+        t0, t1, t2, t3 = 0.0, 0.0, 0.0, 0.0
+        h = 0
+        while h + 4 <= hours:
+            t0 += counts[e, day, h]
+            t1 += counts[e, day, h + 1]
+            t2 += counts[e, day, h + 2]
+            t3 += counts[e, day, h + 3]
+            h += 4
+        while h < hours:
+            t0 += counts[e, day, h]
+            h += 1
+        out[count_cols[e]] = (t0 + t1) + (t2 + t3)
     for i in range(rate_cols.size):
         out[rate_cols[i]] = 100.0 * out[count_cols[rate_num[i]]] / out[count_cols[rate_den[i]]]
+
+
+@njit(**_JIT)
+def day_shape(counts, day, out, layout):  # pragma: no cover - compiled
+    """The lowest hourly step rates, impossible counts and the daytime share of one day
+    (after ``day_totals``, whose app-open total the share divides by).
+
+    No scratch arrays and one division per statistic. Hours where some event counts more
+    than its predecessor are left out of the lowest step rates; they are marked in one
+    pass, as bits of an integer. The lowest step rate is found by comparing fractions
+    crosswise (exact: counts are integers far below 2**53) and divided once, which gives
+    the same number as dividing every hour and taking the least.
+    """
+    count_cols, funnel_cols, quality_cols, mix = layout[0], layout[4], layout[5], layout[6]
+    events, hours = counts.shape[0], counts.shape[2]
+    impossible = 0
     for s in range(events - 1):
         excess = 0.0
-        best_num, best_den = np.inf, 1.0
         for h in range(hours):
             upstream, downstream = counts[s, day, h], counts[s + 1, day, h]
             if downstream > upstream:
                 excess += downstream - upstream
-            if (
-                upstream > 0
-                and downstream * best_den < best_num * upstream
-                and not _impossible_hour(counts, day, h)
-            ):
+                impossible |= 1 << h
+        out[quality_cols[s]] = excess
+    for s in range(events - 1):
+        best_num, best_den = np.inf, 1.0
+        for h in range(hours):
+            upstream, downstream = counts[s, day, h], counts[s + 1, day, h]
+            if upstream > 0 and downstream * best_den < best_num * upstream and not (impossible >> h) & 1:
                 best_num, best_den = downstream, upstream
         out[funnel_cols[s]] = 100.0 * (best_num / best_den)
-        out[quality_cols[s]] = excess
     daytime = 0.0
     for h in range(mix[1], mix[2]):
         daytime += counts[0, day, h]
     out[mix[0]] = 100.0 * daytime / out[count_cols[0]]
-
-
-@njit(**_JIT)
-def _impossible_hour(counts, day, h):  # pragma: no cover - compiled
-    """Some event of the hour counts more than its predecessor (the hour is left out of the
-    lowest step rates)."""
-    for s in range(counts.shape[0] - 1):  # noqa: SIM110 - a generator in any() does not compile
-        if counts[s + 1, day, h] > counts[s, day, h]:
-            return True
-    return False
 
 
 @njit(**_JIT)
@@ -200,13 +221,39 @@ def day_holds(values, day, base, bounds, target, columns, min_excess):  # pragma
 
 
 @njit(**_JIT)
+def judge_day(counts, day, values, base, bounds, target, columns, layout, min_excess):
+    # pragma: no cover - compiled
+    """``day_statistics`` of a changed day into ``values`` and ``day_holds`` on it, in two
+    stages: the totals are computed and judged first, and the day's shape only when they
+    hold (most candidates that fail, fail on a conversion rate). The same verdict as
+    computing everything first; ``values[day]`` is complete only when it is True."""
+    day_totals(counts, day, values[day], layout)
+    for cols in (layout[0], layout[1]):
+        if not columns_hold(values, day, base, bounds, target, columns, min_excess, cols):
+            return False
+    day_shape(counts, day, values[day], layout)
+    return day_holds(values, day, base, bounds, target, columns, min_excess)
+
+
+@njit(**_JIT)
+def columns_hold(values, day, base, bounds, target, columns, min_excess, cols):  # pragma: no cover
+    """``day_holds`` for the columns ``cols`` only."""
+    kinds = columns[1]
+    for col in cols:
+        if not value_holds(values[day, col], base, col, kinds[col], bounds, col == target, min_excess):
+            return False
+    return True
+
+
+@njit(**_JIT)
 def cascade_day(traffic, steps, over_report, counts, day):  # pragma: no cover - compiled
     """One day's counts from its drivers (``generator.cascade``); False when a count is
     not a finite non-negative number."""
     steps_n, hours = steps.shape[0], steps.shape[1]
-    for h in range(hours):
+    for h in range(hours):  # event by event, so each loop runs over the day's hours in step
         counts[0, day, h] = np.rint(traffic[h])
-        for k in range(steps_n):
+    for k in range(steps_n):
+        for h in range(hours):
             counts[k + 1, day, h] = np.rint(counts[k, day, h] * steps[k, h])
     for k in range(steps_n - 1, -1, -1):  # from the last step, so each reads true counts
         for h in range(hours):
@@ -214,12 +261,12 @@ def cascade_day(traffic, steps, over_report, counts, day):  # pragma: no cover -
                 reported = np.rint(counts[k, day, h] * over_report[k, h])
                 if reported > counts[k + 1, day, h]:
                     counts[k + 1, day, h] = reported
+    finite = True
     for e in range(steps_n + 1):
         for h in range(hours):
             c = counts[e, day, h]
-            if not (c >= 0.0 and c < np.inf):
-                return False
-    return True
+            finite &= c >= 0.0 and c < np.inf
+    return finite
 
 
 @njit(**_JIT)
@@ -418,8 +465,8 @@ def place_one(
             if not feasible:
                 continue
             if cascade_day(new_traffic, new_steps, new_over, counts, day):
-                day_statistics(counts, day, values[day], layout)
-                if day_holds(values, day, base, bounds, -1 if decoy else col, columns, min_excess):
+                target = -1 if decoy else col
+                if judge_day(counts, day, values, base, bounds, target, columns, layout, min_excess):
                     if not replace_sorted(ordered, saved_values, values[day]):
                         sort_columns(values, ordered)
                     if keep is not None:

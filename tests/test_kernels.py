@@ -103,6 +103,38 @@ def test_window_check_equals_the_verdicts_of_statistics_py(seed, difficulty, spr
     assert kernel == holds
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(C.DIFFICULTIES))
+def test_a_day_judged_in_two_stages_gets_the_verdict_of_the_whole_day(seed, difficulty):
+    """Placement computes a changed day's totals, judges them, and computes the day's shape
+    only when they hold: the verdict is day_holds' on all of the day's statistics."""
+    config = config_for(None, seed=seed, difficulty=difficulty)
+    rng = np.random.default_rng(seed)
+    drivers = clean_drivers(config, rng)
+    counts = cascade(drivers.traffic, drivers.steps, drivers.over_report)
+    values = S.event_values(counts)
+    base = np.empty(S.NUM_ENTITIES)
+    kernels.baselines(values, base, S.LAYOUT)
+    bounds = np.empty((2, S.NUM_ENTITIES))
+    kernels.verdict_bounds(base, COLUMNS, C.MARGIN[difficulty], bounds)
+    verdicts = set()
+    for day in range(C.NUM_DAYS):
+        # A day kept as drawn, each event scaled on its own (rates move), or all alike
+        # (only counts move).
+        shared = np.full((C.NUM_EVENTS, 1), rng.normal(1.0, 0.15))
+        scale = (np.ones((C.NUM_EVENTS, 1)), rng.normal(1.0, 0.08, (C.NUM_EVENTS, 1)), shared)[day % 3]
+        counts[:, day] = np.rint(counts[:, day] * scale)
+        target = -1 if day % 3 == 0 else int(rng.integers(-1, S.NUM_ENTITIES))
+        staged = values.copy()
+        verdict = kernels.judge_day(counts, day, staged, base, bounds, target, COLUMNS, S.LAYOUT, 50.0)
+        kernels.day_statistics(counts, day, values[day], S.LAYOUT)
+        assert verdict == kernels.day_holds(values, day, base, bounds, target, COLUMNS, 50.0)
+        if verdict:
+            np.testing.assert_array_equal(staged[day], values[day])
+        verdicts.add(verdict)
+    assert verdicts == {True, False}
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     arrays(np.float64, (28, S.NUM_ENTITIES), elements=st.floats(-1e3, 1e3)),
