@@ -19,8 +19,8 @@ from metric_tracker_rl.analysis import (
     MethodError,
     available_methods,
     conversion_metric_definitions,
-    keyed_payload,
     parse_generator_specs,
+    payload_hits,
     run_method,
 )
 from metric_tracker_rl.arguments import check_reset_arguments
@@ -31,7 +31,7 @@ from metric_tracker_rl.models import (
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
-from metric_tracker_rl.rows import row_key
+from metric_tracker_rl.rows import AnomalyRow, row_key
 from metric_tracker_rl.tasks import (
     NAMED_TASKS,
     SPLIT_TYPES,
@@ -61,10 +61,16 @@ def step_budget(difficulty: str, expected_rows: int) -> int:
     return C.STEP_BUDGET_BASE[difficulty] + C.STEP_BUDGET_PER_ROW[difficulty] * expected_rows
 
 
-def _generated_summary(row: dict[str, Any]) -> dict[str, Any]:
+def _generated_summary(row: AnomalyRow) -> dict[str, Any]:
     """What a submission shows of a row the server built: its key and family, not its values
     (those are canonical; an analysis call that shows them is priced per row)."""
-    return {k: row[k] for k in ("date", "entity_type", "entity_name", "anomaly_type", "detection_method")}
+    return {
+        "date": row.date,
+        "entity_type": row.entity_type,
+        "entity_name": row.entity_name,
+        "anomaly_type": row.anomaly_type,
+        "detection_method": row.detection_method,
+    }
 
 
 def debug_enabled_from_env() -> bool:
@@ -313,14 +319,14 @@ class MetricTrackerRlEnvironment(
         assert episode is not None
         try:
             specs = parse_generator_specs(action.payload_generators) if action.payload_generators else []
-            keyed = keyed_payload(episode, specs)
+            hits = payload_hits(episode, specs)
         except MethodError as err:
             self._steps += C.ERROR_COST
             return self._after_step(status="error", message=f"payload_generators not graded: {err}")
         self._steps += C.SUBMISSION_COST
         # A hand-written row overrides a generated row with the same key.
         hand_keys = {row_key(r) for r in action.classifications if isinstance(r, dict)}
-        generated = [r for key, r in keyed.items() if key not in hand_keys]
+        generated = [row for row in episode.row_models(hits) if row.key not in hand_keys]
         hand = len(action.classifications)
         grade = grade_submission(
             [*action.classifications, *generated], episode.expected_rows, episode.date_index, self.rubric

@@ -7,8 +7,10 @@ hidden expected rows carry exactly the values the public methods return.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -16,17 +18,30 @@ import numpy as np
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import EpisodeConfig
-from metric_tracker_rl.families import FAMILY_BY_TYPE, family_for
+from metric_tracker_rl.families import FAMILY_BY_TYPE, Family, family_for
 from metric_tracker_rl.generator import Incident, generate
-from metric_tracker_rl.rows import AnomalyRow
+from metric_tracker_rl.rows import AnomalyRow, canonical_rows
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def anomaly_type_for(col: int, deviation: float) -> str:
-    """The anomaly type of a deviation of this sign for an entity ('normal' if none flags it)."""
-    family = family_for(S.ENTITIES[col].entity_type, deviation)
+def _type_name(family: Family | None) -> str:
     return family.anomaly_type if family is not None else "normal"
+
+
+# Per column, the anomaly type of a deviation below and above the baseline.
+_TYPES_BY_SIDE = tuple(
+    (_type_name(family_for(e.entity_type, -1.0)), _type_name(family_for(e.entity_type, 1.0)))
+    for e in S.ENTITIES
+)
+
+
+def anomaly_type_for(col: int, deviation: float) -> str:
+    """The anomaly type of a deviation of this sign for an entity ('normal' if none flags
+    it): ``families.family_for``'s, looked up by side."""
+    if deviation == 0:
+        return "normal"
+    return _TYPES_BY_SIDE[col][deviation > 0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,19 +55,14 @@ class Episode:
     flagged: np.ndarray  # (days, entities) canonical detector verdicts
     spread: np.ndarray  # (entities,) std-from-median: sqrt(mean((x - baseline)^2))
     severity: np.ndarray  # (days, entities) severity index (statistics.severity_level)
+    delta: np.ndarray  # (days, entities) value - baseline
+    abs_delta: np.ndarray  # (days, entities) |value - baseline|
     incidents: tuple[Incident, ...]  # the anomalies behind the expected rows
     decoys: tuple[Incident, ...]  # sub-threshold movements that flag nothing
-    # Rows built so far, by (day, entity, anomaly type): each is computed once per episode.
+    # Rows built so far, by (day, entity, anomaly type): each is computed once per episode,
+    # as a dict and, where the grader reads it, as an AnomalyRow.
     _rows: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict, repr=False)
-
-    @cached_property
-    def delta(self) -> np.ndarray:
-        """(days, entities) value - baseline."""
-        return _frozen(self.values - self.base)
-
-    @cached_property
-    def abs_delta(self) -> np.ndarray:
-        return _frozen(np.abs(self.delta))
+    _models: dict[tuple[int, int, str], AnomalyRow] = field(default_factory=dict, repr=False)
 
     @cached_property
     def _rounded_base(self) -> tuple[float, ...]:
@@ -93,7 +103,7 @@ class Episode:
     def expected_rows(self) -> tuple[AnomalyRow, ...]:
         """The hidden truth: every (date, entity) a canonical detector flags."""
         days, cols = np.nonzero(self.flagged)
-        return tuple(AnomalyRow(**self.row(int(d), int(c))) for d, c in zip(days, cols, strict=True))
+        return tuple(self.row_models(zip(days.tolist(), cols.tolist(), repeat(None))))
 
     def visible_config(self) -> dict[str, Any]:
         """The config an agent sees; with injections, anomaly_count is what they produced."""
@@ -107,13 +117,39 @@ class Episode:
 
     def row(self, day: int, col: int, anomaly_type: str | None = None) -> dict[str, Any]:
         """A row in the submission schema with the canonical values for (day, entity) (a
-        fresh dict each call; the values are computed once per episode)."""
+        fresh dict each call; the values are computed once per episode). Without an
+        anomaly type, the one the deviation's sign gives."""
+        return dict(self._row(day, col, anomaly_type))
+
+    def row_model(self, day: int, col: int, anomaly_type: str | None = None) -> AnomalyRow:
+        """``row`` as an ``AnomalyRow``, validated once per episode: the hidden truth and
+        the generated rows of a submission are the same objects where they agree."""
+        return self.row_models([(day, col, anomaly_type)])[0]
+
+    def row_models(self, hits: Iterable[tuple[int, int, str | None]]) -> list[AnomalyRow]:
+        """``row_model`` of each (day, column, anomaly type or None); those not built yet
+        are validated in one call."""
+        keys = [
+            (
+                day,
+                col,
+                anomaly_type if anomaly_type is not None else anomaly_type_for(col, self.z.item(day, col)),
+            )
+            for day, col, anomaly_type in hits
+        ]
+        models = self._models
+        missing = [key for key in dict.fromkeys(keys) if key not in models]
+        if missing:
+            models.update(zip(missing, canonical_rows([self._row(*key) for key in missing]), strict=True))
+        return [models[key] for key in keys]
+
+    def _row(self, day: int, col: int, anomaly_type: str | None) -> dict[str, Any]:
         if anomaly_type is None:
             anomaly_type = anomaly_type_for(col, self.z.item(day, col))
         cached = self._rows.get((day, col, anomaly_type))
         if cached is None:
             cached = self._rows[(day, col, anomaly_type)] = self._build_row(day, col, anomaly_type)
-        return dict(cached)
+        return cached
 
     def _build_row(self, day: int, col: int, anomaly_type: str) -> dict[str, Any]:
         entity = S.ENTITIES[col]
@@ -198,6 +234,8 @@ def _build_cached(config: EpisodeConfig) -> Episode:
         _frozen(data.flagged),
         _frozen(data.spread),
         _frozen(data.severity),
+        _frozen(data.delta),
+        _frozen(data.abs_delta),
         incidents,
         decoys,
     )

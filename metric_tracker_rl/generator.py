@@ -17,8 +17,10 @@ equal), and the statistics it computed are what the analysis methods answer with
 anything is off, the whole episode is re-drawn from the next deterministic sub-seed.
 
 One attempt is one compiled call (``kernels.generate_episode``): clean drivers from the
-episode's normal draws, placement reading uniform draws taken in advance from the same
-generator, and the final verification.
+episode's normal draws, placement on its uniform draws, and the final verification. The
+kernel draws them itself from the state of the attempt's NumPy bit generator (PCG64):
+the same numbers, in the same order, as that generator's ``standard_normal`` and then
+``random`` would give.
 """
 
 from __future__ import annotations
@@ -44,10 +46,6 @@ from metric_tracker_rl.families import (
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
 CANDIDATES = 4  # multiplier proposals tried per (day, entity)
 NORMALS = (1 + C.NUM_STEPS) * C.NUM_DAYS * (1 + C.HOURS)  # standard normal draws of clean drivers
-# Uniform draws handed to placement first, by difficulty: enough for about 99 % of
-# episodes (easy ones try more candidates). One that wants more is placed again with the
-# stream extended.
-FIRST_DRAWS = {"easy": 4096, "medium": 1024, "hard": 1024}
 PLACEMENT_TRIES = 64  # (day, entity) pairs tried per incident
 REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
 # Decoys mimic every family whose statistic can move without crossing a threshold
@@ -104,6 +102,8 @@ class GeneratedData:
     flagged: np.ndarray  # (days, entities) the canonical detectors' verdicts
     spread: np.ndarray  # (entities,) std-from-median
     severity: np.ndarray  # (days, entities) severity index
+    delta: np.ndarray  # (days, entities) values - base
+    abs_delta: np.ndarray  # (days, entities) |values - base|
 
 
 # --- clean data ------------------------------------------------------------------------
@@ -121,6 +121,35 @@ def _rng(config: EpisodeConfig, attempt: int, stream: int) -> np.random.Generato
         stream,
     )
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy_words(entropy))))
+
+
+_WORD = (1 << 64) - 1
+
+
+def state_words(rng: np.random.Generator) -> np.ndarray:
+    """The PCG64 state of ``rng`` as the kernel holds it: (state high, state low,
+    increment high, increment low) words."""
+    state = rng.bit_generator.state["state"]
+    value, increment = state["state"], state["inc"]
+    return np.array([value >> 64, value & _WORD, increment >> 64, increment & _WORD], dtype=np.uint64)
+
+
+@cache
+def ziggurat() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """NumPy's ziggurat tables for standard normals (as Numba ships them for its own
+    ``Generator`` support): the layers' k, w and f, and (tail start, its inverse).
+    Loaded on first use, with Numba; read-only."""
+    from numba.np.random import _constants as Z
+
+    tables = (
+        np.array(Z.ki_double, dtype=np.uint64),
+        np.array(Z.wi_double, dtype=np.float64),
+        np.array(Z.fi_double, dtype=np.float64),
+        np.array([Z.ziggurat_nor_r, Z.ziggurat_nor_inv_r], dtype=np.float64),
+    )
+    for table in tables:
+        table.setflags(write=False)
+    return tables
 
 
 def entropy_words(values: tuple[int, ...]) -> np.ndarray:
@@ -282,26 +311,20 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
     or the final counts did not verify."""
     from metric_tracker_rl import kernels  # Numba loads on first use, not on import
 
-    normals = rng.standard_normal(NORMALS)
-    draws = rng.random(FIRST_DRAWS[config.difficulty])
     plan, decoy_pools = _plan(config.anomaly_plan)
-    while True:
-        outcome, hourly, tables, out = kernels.generate_episode(
-            normals,
-            draws,
-            _clean_inputs(config.difficulty, _first_weekday(config)),
-            plan,
-            decoy_pools,
-            FAMILY_TABLES,
-            COLUMNS,
-            S.LAYOUT,
-            _tuning(config.difficulty),
-            _limits(config.difficulty),
-            SEVERITY_CUTOFFS,
-        )
-        if outcome != kernels.NEED_DRAWS:
-            break
-        draws = np.concatenate([draws, rng.random(3 * draws.size)])  # the same stream, longer
+    outcome, hourly, tables, out = kernels.generate_episode(
+        state_words(rng),
+        ziggurat(),
+        _clean_inputs(config.difficulty, _first_weekday(config)),
+        plan,
+        decoy_pools,
+        FAMILY_TABLES,
+        COLUMNS,
+        S.LAYOUT,
+        _tuning(config.difficulty),
+        _limits(config.difficulty),
+        SEVERITY_CUTOFFS,
+    )
     if outcome <= 0:
         return None
     incidents = tuple(
@@ -387,8 +410,8 @@ def generate(config: EpisodeConfig) -> GeneratedData:
     raise GenerationError(f"could not generate a verified episode for {config}")
 
 
-# values, baselines, deviations, flags, spread, severity
-Verified = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# values, baselines, deviations, flags, spread, severity, delta, |delta|
+Verified = tuple[np.ndarray, ...]
 # The severity ratio and impossible-count percentage cutoffs, for the kernel.
 SEVERITY_CUTOFFS = (
     np.array(C.SEVERITY_RATIO_CUTOFFS, dtype=np.float64),
@@ -411,7 +434,7 @@ def verify(
     """``kernels.verify`` on final counts (5, days, 24): whether every required (day,
     entity) flags, nothing flags that is not allowed, every value keeps the margin, and
     impossible counts are absent or at least the minimum excess; and the tables it
-    computed (values, baselines, deviations, flags, spread, severity)."""
+    computed (values, baselines, deviations, flags, spread, severity, delta, |delta|)."""
     from metric_tracker_rl import kernels
 
     days = counts.shape[1]
@@ -422,6 +445,8 @@ def verify(
         np.zeros((days, S.NUM_ENTITIES), dtype=bool),
         np.empty(S.NUM_ENTITIES),
         np.zeros((days, S.NUM_ENTITIES), dtype=np.int64),
+        np.empty((days, S.NUM_ENTITIES)),
+        np.empty((days, S.NUM_ENTITIES)),
     )
     holds = kernels.verify(
         np.ascontiguousarray(counts, dtype=np.float64),

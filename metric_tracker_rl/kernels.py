@@ -9,8 +9,8 @@ each by every canonical detector on its day: a loop of small steps that NumPy ru
 per-call overhead and compiled code at the speed of arithmetic. What it places is
 verified again on the final counts by ``verify``, which states the rules of
 ``statistics.baselines``, ``deviations``, ``flags`` and ``within_margin`` (the tests
-hold them equal). Random draws come from the episode's NumPy generator, taken in advance
-in the order that generator would produce them.
+hold them equal). Random draws are those of the episode's NumPy generator (PCG64), drawn
+here from its state in the order that generator would produce them.
 
 Every constant and table arrives as an argument, so a changed constant can never hide in
 a stale compiled cache; all compiled code lives in this one file, because Numba's cache
@@ -28,7 +28,6 @@ COUNT, RATE, FUNNEL, MIX, QUALITY = range(5)
 # Kernel outcomes besides a positive number of verification passes.
 FAILED = -1  # an incident found no place, or refining did not verify
 NOISY = -2  # the clean data alone comes too close to a threshold
-NEED_DRAWS = -3  # the uniform draws ran out: call again with more of the same stream
 UNVERIFIED = -4  # the final counts failed the final verification
 
 _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
@@ -269,18 +268,107 @@ def cascade_day(traffic, steps, over_report, counts, day):  # pragma: no cover -
     return finite
 
 
+# --- random draws: NumPy's PCG64 and its standard normal, in compiled code -------------
+# PCG64 is a 128-bit linear congruential generator with the XSL-RR output; its state is
+# held as four words (state high, state low, increment high, increment low). The numbers
+# drawn here are the ones the episode's NumPy ``Generator`` would draw, in the same order
+# (the tests hold them equal), without calling back into NumPy for each draw.
+_PCG_MULT_HI = np.uint64(0x2360ED051FC65DA4)
+_PCG_MULT_LO = np.uint64(0x4385DF649FCCF645)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_BITS32 = np.uint64(32)
+
+
+@njit(**_JIT)
+def _mulhi(a, b):  # pragma: no cover - compiled
+    """The high word of the 128-bit product of two words."""
+    a_lo, a_hi = a & _LOW32, a >> _BITS32
+    b_lo, b_hi = b & _LOW32, b >> _BITS32
+    lo_lo = a_lo * b_lo
+    hi_lo = a_hi * b_lo
+    cross = (lo_lo >> _BITS32) + (hi_lo & _LOW32) + a_lo * b_hi
+    return a_hi * b_hi + (hi_lo >> _BITS32) + (cross >> _BITS32)
+
+
+@njit(**_JIT)
+def next_uint64(bits):  # pragma: no cover - compiled
+    """PCG64's next word: the state steps (times the multiplier, plus the increment, modulo
+    2**128), then the high and low words of the new state are xored and rotated right by
+    its top six bits."""
+    hi, lo = bits[0], bits[1]
+    product_lo = lo * _PCG_MULT_LO
+    new_hi = _mulhi(lo, _PCG_MULT_LO) + lo * _PCG_MULT_HI + hi * _PCG_MULT_LO
+    new_lo = product_lo + bits[3]
+    if new_lo < product_lo:  # the carry
+        new_hi += np.uint64(1)
+    new_hi += bits[2]
+    bits[0], bits[1] = new_hi, new_lo
+    x = new_hi ^ new_lo
+    rot = new_hi >> np.uint64(58)
+    return (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+
+
+@njit(**_JIT)
+def next_double(bits):  # pragma: no cover - compiled
+    """A uniform draw in [0, 1): the top 53 bits of the next word (``Generator.random``)."""
+    return np.float64(next_uint64(bits) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)
+def standard_normals(bits, ziggurat, out):  # pragma: no cover - compiled
+    """``out`` filled with standard normal draws by NumPy's ziggurat
+    (``Generator.standard_normal``); ``ziggurat`` = (k, w, f tables of its 256 layers,
+    (tail start, its inverse)). One flat loop: a draw is a few instructions."""
+    k, w = ziggurat[0], ziggurat[1]
+    i = 0
+    while i < out.size:
+        r = next_uint64(bits)
+        layer = np.int64(r & np.uint64(0xFF))
+        r >>= np.uint64(8)
+        size = (r >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
+        x = np.float64(size) * w[layer]
+        if r & np.uint64(1):
+            x = -x
+        if size < k[layer]:  # inside the layer's rectangle: almost always
+            out[i] = x
+            i += 1
+            continue
+        done, x = _outside_rectangle(bits, ziggurat, layer, size, x)
+        if done:
+            out[i] = x
+            i += 1
+
+
+@njit(**_JIT)
+def _outside_rectangle(bits, ziggurat, layer, size, x):  # pragma: no cover - compiled
+    """The ziggurat's rare case: the tail (layer 0, from two more draws) or the wedge of
+    a layer (accepted or not, from one more draw). Returns (accepted, draw)."""
+    f, tail = ziggurat[2], ziggurat[3]
+    if layer == 0:
+        while True:
+            xx = -tail[1] * np.log1p(-next_double(bits))
+            yy = -np.log1p(-next_double(bits))
+            if yy + yy > xx * xx:
+                if (size >> np.uint64(8)) & np.uint64(1):
+                    return True, -(tail[0] + xx)
+                return True, tail[0] + xx
+    if (f[layer - 1] - f[layer]) * next_double(bits) + f[layer] < np.exp(-0.5 * x * x):
+        return True, x
+    return False, 0.0
+
+
+@njit(**_JIT)
+def draw(bits, ziggurat, normals, uniforms):  # pragma: no cover - compiled
+    """``normals`` then ``uniforms`` filled with draws, in that order (for the tests)."""
+    standard_normals(bits, ziggurat, normals)
+    for i in range(uniforms.size):
+        uniforms[i] = next_double(bits)
+
+
 @njit(**_JIT)
 def _uniform(rng):  # pragma: no cover - compiled
-    """The next uniform draw in [0, 1) from ``rng`` = (draws, cursor): draws taken in
-    advance from the episode's NumPy generator, in the order that generator would have
-    produced them. Past the end it answers 0.5 and the cursor keeps counting, so the
-    caller sees how many more were wanted (``NEED_DRAWS``)."""
-    draws, cursor = rng
-    i = cursor[0]
-    cursor[0] = i + 1
-    if i < draws.size:
-        return draws[i]
-    return 0.5
+    """The next uniform draw of placement; ``rng`` = PCG64's state words (``next_double``)."""
+    return next_double(rng)
 
 
 @njit(**_JIT)
@@ -710,11 +798,12 @@ def verify(counts, required, allowed, columns, layout, margin, min_excess, cutof
     every deviation keeps the margin and impossible counts are absent or at least
     ``min_excess``.
 
-    ``tables`` = (values, base, z, flagged, spread, severity) receives what the episode
-    is answered from, the last two as ``Episode`` and ``statistics.severity_level`` define
-    them (``cutoffs``: the severity ratio and impossible-count percentage cutoffs).
+    ``tables`` = (values, base, z, flagged, spread, severity, delta, abs_delta) receives
+    what the episode is answered from: spread and severity as ``Episode`` and
+    ``statistics.severity_level`` define them (``cutoffs``: the severity ratio and
+    impossible-count percentage cutoffs), delta = values - base and its size.
     """
-    values, base, z, flagged, spread, severity = tables
+    values, base, z, flagged, spread, severity, deltas, sizes = tables
     thresholds, kinds = columns[0], columns[1]
     all_day_statistics(counts, values, layout)
     baselines(values, base, layout)
@@ -725,6 +814,8 @@ def verify(counts, required, allowed, columns, layout, margin, min_excess, cutof
         relative = kind == COUNT or kind == FUNNEL  # noqa: SIM109 - as verdict_bounds, for Numba
         for day in range(values.shape[0]):
             delta = values[day, col] - base[col]
+            deltas[day, col] = delta
+            sizes[day, col] = abs(delta)
             d = delta / (base[col] * unit) if relative else delta / unit
             z[day, col] = d
             size = abs(d)
@@ -784,22 +875,25 @@ def _level(cutoffs, x):  # pragma: no cover - compiled
 
 @njit(**_JIT)
 def generate_episode(
-    normals, draws, clean, plan, decoy_pools, families, columns, layout, tuning, limits, cutoffs
+    bits, ziggurat, clean, plan, decoy_pools, families, columns, layout, tuning, limits, cutoffs
 ):
     # pragma: no cover - compiled
     """One attempt at an episode, from its random draws to its verified statistics:
-    clean drivers from ``normals`` (``clean_drivers``, ``clean`` = (daily, profile, logit
-    base, sigma)), placement (``place_episode``, uniform draws from ``draws``), then
+    clean drivers from standard normal draws (``clean_drivers``, ``clean`` = (daily,
+    profile, logit base, sigma)), placement (``place_episode``, on uniform draws), then
     ``verify`` on the final counts with the anomalies as the required and allowed flags.
+    Every draw comes from the PCG64 state words ``bits`` (advanced), normals first.
 
     Returns (outcome, hourly (days, 24, 5) int64, ``verify``'s tables, incidents). The
-    outcome is the verification passes used (> 0), FAILED, NOISY, UNVERIFIED or NEED_DRAWS
-    (more draws than ``draws`` holds were wanted); incidents = (day, column, value, first
-    hour, hours, family, decoy) per incident, anomalies first.
+    outcome is the verification passes used (> 0), FAILED, NOISY or UNVERIFIED;
+    incidents = (day, column, value, first hour, hours, family, decoy) per incident,
+    anomalies first.
     """
     daily, profile, logit_base = clean[0], clean[1], clean[2]
     days, hours, steps_n = daily.size, profile.size, logit_base.size
     entities = columns[0].size
+    normals = np.empty((1 + steps_n) * days * (1 + hours))
+    standard_normals(bits, ziggurat, normals)
     traffic = np.empty((days, hours))
     steps = np.empty((steps_n, days, hours))
     clean_drivers(normals, daily, profile, logit_base, clean[3], traffic, steps)
@@ -822,10 +916,7 @@ def generate_episode(
         np.zeros(total, dtype=np.int64),
         np.zeros(total, dtype=np.bool_),
     )
-    cursor = np.zeros(1, dtype=np.int64)
-    outcome = place_episode(
-        (draws, cursor), state, plan, families, decoy_pools, columns, layout, tuning, limits, out
-    )
+    outcome = place_episode(bits, state, plan, families, decoy_pools, columns, layout, tuning, limits, out)
     tables = (
         np.empty((days, entities)),
         np.empty(entities),
@@ -833,11 +924,11 @@ def generate_episode(
         np.zeros((days, entities), dtype=np.bool_),
         np.empty(entities),
         np.zeros((days, entities), dtype=np.int64),
+        np.empty((days, entities)),
+        np.empty((days, entities)),
     )
     hourly = np.empty((days, hours, steps_n + 1), dtype=np.int64)
-    if cursor[0] > draws.size:
-        outcome = NEED_DRAWS
-    elif outcome > 0:
+    if outcome > 0:
         expected = np.zeros((days, entities), dtype=np.bool_)
         for slot in range(plan.size):
             expected[out[0][slot], out[1][slot]] = True

@@ -117,28 +117,37 @@ def validate_rows(raw_rows: Sequence[Any], valid_dates: Collection[str]) -> Vali
 _ROW_LIST = TypeAdapter(list[AnomalyRow])
 
 
+def canonical_rows(raw_rows: list[dict[str, Any]]) -> list[AnomalyRow]:
+    """Rows the server built, as ``AnomalyRow``s, validated in one call."""
+    return _ROW_LIST.validate_python(raw_rows)
+
+
 def _parse_rows(raw_rows: Sequence[Any]) -> list[AnomalyRow | str]:
     """Each raw row as an ``AnomalyRow``, or why it is malformed. Keys outside the row
-    schema (e.g. an assessment's "threshold") are ignored. Plain well-formed rows are
-    validated in one call; any error, and then every row is validated on its own."""
-    if all(type(raw) is dict and raw.keys() <= _ROW_FIELD_SET for raw in raw_rows):
-        try:
-            return _ROW_LIST.validate_python(raw_rows)  # type: ignore[return-value]
-        except ValidationError:
-            pass
-    parsed: list[AnomalyRow | str] = []
-    for raw in raw_rows:
-        if isinstance(raw, AnomalyRow):
-            parsed.append(raw)
-        elif not isinstance(raw, dict) and not isinstance(raw, Mapping):  # dict first: the usual, and fast
-            parsed.append(f"expected an object with fields {list(ROW_FIELDS)}")
-        else:
-            fields = raw if raw.keys() <= _ROW_FIELD_SET else {k: raw[k] for k in ROW_FIELDS if k in raw}
-            try:
-                parsed.append(AnomalyRow.model_validate(fields))
-            except ValidationError as err:
-                parsed.append(describe_validation_error(err))
+    schema (e.g. an assessment's "threshold") are ignored; ``AnomalyRow``s are taken as
+    they are. Plain well-formed rows are validated in one call; on any error, each of
+    them is validated on its own, for its own message."""
+    parsed: list[Any] = list(raw_rows)
+    plain = [i for i, raw in enumerate(raw_rows) if type(raw) is dict and raw.keys() <= _ROW_FIELD_SET]
+    try:
+        for i, row in zip(plain, _ROW_LIST.validate_python([raw_rows[i] for i in plain]), strict=True):
+            parsed[i] = row
+    except ValidationError:
+        pass
+    for i, raw in enumerate(parsed):
+        if not isinstance(raw, AnomalyRow):
+            parsed[i] = _parse_row(raw)
     return parsed
+
+
+def _parse_row(raw: Any) -> AnomalyRow | str:
+    if not isinstance(raw, Mapping):
+        return f"expected an object with fields {list(ROW_FIELDS)}"
+    fields = raw if raw.keys() <= _ROW_FIELD_SET else {k: raw[k] for k in ROW_FIELDS if k in raw}
+    try:
+        return AnomalyRow.model_validate(fields)
+    except ValidationError as err:
+        return describe_validation_error(err)
 
 
 _ENTITIES = frozenset((kind, name) for kind, names in ENTITY_NAMES_BY_TYPE.items() for name in names)

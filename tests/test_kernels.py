@@ -206,7 +206,8 @@ def test_final_verification_equals_statistics_py(seed, difficulty, spread, over_
     severity = S.severity_level(z, values[:, S.COUNT_COLS[:-1]])
     verdict, tables = verify(counts, margin, required, allowed)
     assert verdict == holds
-    for got, expected in zip(tables, (values, base, z, flagged, spread, severity), strict=True):
+    computed = (values, base, z, flagged, spread, severity, values - base, np.abs(values - base))
+    for got, expected in zip(tables, computed, strict=True):
         np.testing.assert_array_equal(got, expected)
 
 
@@ -221,17 +222,32 @@ def test_entropy_words_make_the_seed_sequence_of_the_integers(values):
     )
 
 
-def test_an_episode_that_wants_more_draws_is_the_same_episode(monkeypatch):
-    """Placement reads uniform draws taken in advance; when it wants more, the stream is
-    extended and the episode placed again: the result does not depend on how many were
-    taken first."""
-    from metric_tracker_rl import generator
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.integers(0, 4000), st.integers(0, 3000))
+def test_the_kernel_draws_what_numpy_would(seed, normals, uniforms):
+    """The kernel draws from the PCG64 state the numbers NumPy's Generator would draw:
+    standard normals (the ziggurat, with its rare wedge and tail draws), then uniforms;
+    and leaves the state where NumPy would."""
+    from metric_tracker_rl.generator import state_words, ziggurat
 
-    configs = [config_for(None, seed=seed, difficulty=d) for seed in range(4) for d in C.DIFFICULTIES]
-    usual = [generator.generate(c) for c in configs]
-    monkeypatch.setattr(generator, "FIRST_DRAWS", dict.fromkeys(C.DIFFICULTIES, 1))
-    for config, expected in zip(configs, usual, strict=True):
-        got = generator.generate(config)
-        assert got.incidents == expected.incidents
-        np.testing.assert_array_equal(got.hourly, expected.hourly)
-        np.testing.assert_array_equal(got.z, expected.z)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    bits = state_words(rng)
+    got = np.empty(normals), np.empty(uniforms)
+    kernels.draw(bits, ziggurat(), *got)
+    np.testing.assert_array_equal(got[0], rng.standard_normal(normals))
+    np.testing.assert_array_equal(got[1], rng.random(uniforms))
+    np.testing.assert_array_equal(bits, state_words(rng))
+
+
+def test_the_kernel_normals_take_the_ziggurat_s_wedge_and_tail():
+    """Over many draws, NumPy's ziggurat leaves its rectangles (wedge and tail draws,
+    beyond 3.44 in size for the tail): the kernel's draws match there too."""
+    from metric_tracker_rl.generator import state_words, ziggurat
+
+    rng = np.random.Generator(np.random.PCG64(20261203))
+    bits = state_words(rng)
+    got = np.empty(400_000)
+    kernels.draw(bits, ziggurat(), got, np.empty(0))
+    expected = rng.standard_normal(got.size)
+    assert (np.abs(expected) > ziggurat()[3][0]).sum() > 10  # tail draws happened
+    np.testing.assert_array_equal(got, expected)

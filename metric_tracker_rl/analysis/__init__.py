@@ -7,8 +7,8 @@ from metric_tracker_rl.analysis.methods import (
     GENERATOR_METHODS,
     build_payload,
     conversion_metric_definitions,
-    keyed_payload,
     parse_generator_specs,
+    payload_hits,
 )
 from metric_tracker_rl.analysis.registry import (
     REGISTRY,
@@ -37,8 +37,8 @@ __all__ = [
     "available_methods",
     "build_payload",
     "conversion_metric_definitions",
-    "keyed_payload",
     "parse_arguments",
     "parse_generator_specs",
+    "payload_hits",
     "run_method",
 ]

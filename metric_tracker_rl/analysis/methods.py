@@ -14,7 +14,7 @@ from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
 from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
 from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES, STATISTIC_KINDS, Family
-from metric_tracker_rl.rows import ROW_FIELDS, RowObject, row_key, validate_rows
+from metric_tracker_rl.rows import ROW_FIELDS, RowObject, validate_rows
 
 ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
 _ENTITY_TYPE_OF_COL = np.array([e.entity_type for e in S.ENTITIES])
@@ -353,15 +353,22 @@ def get_metric_std_dev_from_median(episode: Episode, args: MetricArgs) -> dict[s
 # --- generators ------------------------------------------------------------------------
 
 
-def generator_rows(
-    episode: Episode,
-    args: GeneratorArgs,
-    kinds: tuple[str, ...],
-    direction: str,
-    anomaly_type: str | None,
-) -> list[dict[str, Any]]:
-    """The one generator mechanism: rows where the deviation from the baseline exceeds
-    threshold_multiplier x std_from_median on the given side. Nothing else filters them."""
+# What each generator method selects: (statistic kinds, direction, anomaly type or None
+# for the type the deviation's sign gives).
+Selection = tuple[tuple[str, ...], str, str | None]
+GENERATOR_SELECTIONS: dict[str, Selection] = {
+    **{f.generator_method: ((f.statistic,), f.direction, f.anomaly_type) for f in FAMILIES},
+    "get_rows_with_abs_diff_from_median_gt": (("count", "rate"), "both", None),
+    "get_median_filter_rows": (STATISTIC_KINDS, "both", None),
+}
+Hit = tuple[int, int, str]  # (day, column, anomaly type) of a generated row
+
+
+def generator_hits(episode: Episode, args: GeneratorArgs, selection: Selection) -> list[Hit]:
+    """The one generator mechanism: (day, column, anomaly type) where the deviation from
+    the baseline exceeds threshold_multiplier x std_from_median on the given side, in row
+    order (date, entity_type, entity_name). Nothing else filters them."""
+    kinds, direction, anomaly_type = selection
     if args.metric_name is not None and args.metric_names is not None:
         raise MethodError("give metric_name or metric_names, not both")
     names = [args.metric_name] if args.metric_name is not None else args.metric_names
@@ -379,15 +386,14 @@ def generator_rows(
     else:
         hit = episode.abs_delta > limit
     hit &= columns
-    days, cols = np.nonzero(hit)
-    order = np.lexsort((_ROW_ORDER[cols], days))  # rows in (date, entity_type, entity_name) order
-    days, cols = days[order], cols[order]
-    rows = []
+    days, places = np.nonzero(hit[:, _ROW_ORDER])  # by day, then in the order of columns
+    cols = _ROW_ORDER[places]
+    hits = []
     for day, col, deviation in zip(days.tolist(), cols.tolist(), delta[days, cols].tolist(), strict=True):
         kind = anomaly_type or anomaly_type_for(col, deviation)
         if kind != "normal":
-            rows.append(episode.row(day, col, kind))
-    return rows
+            hits.append((day, col, kind))
+    return hits
 
 
 @cache
@@ -399,52 +405,47 @@ def _kind_mask(kinds: tuple[str, ...]) -> np.ndarray:
     return mask
 
 
-# Each column's place in (entity_type, entity_name) order: rows of a day are listed so.
-_ROW_ORDER = np.argsort(
+# The columns in (entity_type, entity_name) order: rows of a day are listed so.
+_ROW_ORDER = np.array(
     sorted(range(S.NUM_ENTITIES), key=lambda c: (S.ENTITIES[c].entity_type, S.ENTITIES[c].entity_name))
 )
 
 
-def _family_generator(family: Family):
+def _generator(name: str):
+    selection = GENERATOR_SELECTIONS[name]
+
     def generate(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
-        rows = generator_rows(episode, args, (family.statistic,), family.direction, family.anomaly_type)
+        rows = [episode.row(*hit) for hit in generator_hits(episode, args, selection)]
         return {"rows": rows, "row_count": len(rows)}
 
-    generate.__doc__ = (
+    return generate
+
+
+def _family_doc(family: Family) -> str:
+    return (
         f"Rows of {family.anomaly_type} ({family.entity_type}): days where the {family.statistic} "
         f"statistic deviates {'in either direction' if family.direction == 'both' else family.direction} "
         "from its median by more than threshold_multiplier x std_from_median."
     )
-    return generate
 
 
-for _family in FAMILIES:
-    method(_family.generator_method, "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)(
-        _family_generator(_family)
-    )
-
-
-@method(
-    "get_rows_with_abs_diff_from_median_gt",
-    "generator",
-    GeneratorArgs,
-    cost=1,
-    cost_per_row=C.GENERATOR_ROW_COST,
-)
-def get_rows_with_abs_diff_from_median_gt(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
-    """Rows for daily counts and conversion rates whose |value - median| exceeds
-    threshold_multiplier x std_from_median; the sign picks spike or drop."""
-    rows = generator_rows(episode, args, ("count", "rate"), "both", None)
-    return {"rows": rows, "row_count": len(rows)}
-
-
-@method("get_median_filter_rows", "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)
-def get_median_filter_rows(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
-    """The broadest filter: every entity statistic (counts, rates, funnel steps, hourly
-    mix, impossible counts) whose deviation from its median exceeds threshold_multiplier x
-    std_from_median on a side its family can flag."""
-    rows = generator_rows(episode, args, STATISTIC_KINDS, "both", None)
-    return {"rows": rows, "row_count": len(rows)}
+_GENERATOR_DOCS = {
+    **{f.generator_method: _family_doc(f) for f in FAMILIES},
+    "get_rows_with_abs_diff_from_median_gt": (
+        "Rows for daily counts and conversion rates whose |value - median| exceeds "
+        "threshold_multiplier x std_from_median; the sign picks spike or drop."
+    ),
+    "get_median_filter_rows": (
+        "The broadest filter: every entity statistic (counts, rates, funnel steps, hourly "
+        "mix, impossible counts) whose deviation from its median exceeds threshold_multiplier x "
+        "std_from_median on a side its family can flag."
+    ),
+}
+for _name in GENERATOR_SELECTIONS:
+    _function = _generator(_name)
+    _function.__name__ = _name
+    _function.__doc__ = _GENERATOR_DOCS[_name]
+    method(_name, "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)(_function)
 
 
 GENERATOR_METHODS: tuple[str, ...] = tuple(
@@ -454,20 +455,23 @@ GENERATOR_METHODS: tuple[str, ...] = tuple(
 
 def build_payload(episode: Episode, specs: list[GeneratorSpec]) -> list[dict[str, Any]]:
     """Run generator specs and merge their rows (first row per key wins)."""
-    return list(keyed_payload(episode, specs).values())
+    return [episode.row(*hit) for hit in payload_hits(episode, specs)]
 
 
-def keyed_payload(episode: Episode, specs: list[GeneratorSpec]) -> dict[str, dict[str, Any]]:
-    """``build_payload``'s rows by row key."""
-    merged: dict[str, dict[str, Any]] = {}
+def payload_hits(episode: Episode, specs: list[GeneratorSpec]) -> list[Hit]:
+    """``build_payload``'s rows as hits: a row's key is its (day, column), so the first
+    hit per (day, column) wins."""
+    merged: dict[tuple[int, int], Hit] = {}
     for spec in specs:
-        if spec.method_name not in GENERATOR_METHODS:
+        if spec.method_name not in GENERATOR_SELECTIONS:
             raise MethodError(
                 f"unknown generator method {spec.method_name!r}; available: {list(GENERATOR_METHODS)}"
             )
-        for row in REGISTRY[spec.method_name].function(episode, spec)["rows"]:  # a spec is a GeneratorArgs
-            merged.setdefault(row_key(row), row)
-    return merged
+        for hit in generator_hits(
+            episode, spec, GENERATOR_SELECTIONS[spec.method_name]
+        ):  # a spec is a GeneratorArgs
+            merged.setdefault(hit[:2], hit)
+    return list(merged.values())
 
 
 def parse_generator_specs(raw: Any) -> list[GeneratorSpec]:
