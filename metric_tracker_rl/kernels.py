@@ -404,10 +404,13 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
     thresholds, positions = columns[0], columns[2]
     count_cols, rate_cols = layout[0], layout[1]
     margin = tuning[0]
-    traffic_factor[:] = 1.0
-    step_factor[:] = 1.0
-    over_report[:] = 0.0
     hours = traffic_factor.size
+    steps_n = step_factor.shape[0]
+    for h in range(hours):  # loops: a slice assignment is a generic broadcast in Numba
+        traffic_factor[h] = 1.0
+        for s in range(steps_n):
+            step_factor[s, h] = 1.0
+            over_report[s, h] = 0.0
     value, start, length = 0.0, 0, 0
     if kind == COUNT:
         # The event moves beyond the threshold; its neighbours follow just inside it, so
@@ -415,15 +418,18 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         sign = _sign(rng, direction)
         threshold = thresholds[col]
         target = 1.0 + threshold * _target_z(rng, sign, decoy, tuning, 0.3)
-        factors = np.empty(count_cols.size)
+        before = 1.0  # the previous event's factor
         for e in range(count_cols.size):
             desired = 1.0 + sign * threshold * (1.0 - margin - (0.03 + 0.17 * _uniform(rng)))
             if e == positions[col]:
                 desired = target
-            factors[e] = desired * base[count_cols[e]] / values[day, count_cols[e]]
-        traffic_factor[:] = factors[0]
-        for s in range(step_factor.shape[0]):
-            step_factor[s, :] = factors[s + 1] / factors[s]
+            factor = desired * base[count_cols[e]] / values[day, count_cols[e]]
+            for h in range(hours):
+                if e == 0:
+                    traffic_factor[h] = factor
+                else:
+                    step_factor[e - 1, h] = factor / before
+            before = factor
         value = target - 1.0
     elif kind == RATE:
         # A whole-day conversion shift. Adjacent metrics move one step; end-to-end
@@ -433,9 +439,8 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         target = base[col] + thresholds[col] * _target_z(rng, sign, decoy, tuning, 1.0)
         needed = target / values[day, col]
         position = positions[col]
-        steps_n = step_factor.shape[0]
         if position < steps_n:
-            step_factor[position, :] = needed
+            _fill_row(step_factor, position, needed)
         else:
             order_col, pay_col = int(tuning[4]), int(tuning[5])
             other = pay_col if col == order_col else order_col
@@ -449,11 +454,13 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
                 -np.log(1.0 - _uniform(rng)),
             )
             total = w0 + w1 + w2  # Dirichlet(1, 1, 1) weights from three exponentials
-            step_factor[0, :] = order ** (w0 / total)
-            step_factor[1, :] = order ** (w1 / total)
-            step_factor[2, :] = order ** (w2 / total)
-            step_factor[3, :] = pay / order
-        traffic_factor[:] = 0.9 + 0.2 * _uniform(rng)  # nudged, so counts move on their own too
+            _fill_row(step_factor, 0, order ** (w0 / total))
+            _fill_row(step_factor, 1, order ** (w1 / total))
+            _fill_row(step_factor, 2, order ** (w2 / total))
+            _fill_row(step_factor, 3, pay / order)
+        nudge = 0.9 + 0.2 * _uniform(rng)  # nudged, so counts move on their own too
+        for h in range(hours):
+            traffic_factor[h] = nudge
         value = target - values[day, col]
     elif kind == FUNNEL:
         # An outage of one step for a few consecutive hours; users retry later in the
@@ -503,6 +510,12 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         for h in range(start, start + length):
             over_report[pair, h] = value
     return value, start, length
+
+
+@njit(**_JIT)
+def _fill_row(array, row, value):  # pragma: no cover - compiled
+    for h in range(array.shape[1]):
+        array[row, h] = value
 
 
 @njit(**_JIT)
