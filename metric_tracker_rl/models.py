@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import Field
+from pydantic import Field, SkipValidation
 
 from metric_tracker_rl.rows import AnomalyRow
 
@@ -44,27 +44,30 @@ class MetricTrackerRlAction(Action):
 class MetricTrackerRlObservation(Observation):
     """What the agent sees. Catalog fields are filled on reset and left empty on steps."""
 
+    # The containers are built by the server (catalogs, results, rows, scores): they are
+    # not validated again on the way out (SkipValidation keeps their schemas).
+
     task_id: str | None = None
     instruction: str = ""
     status: str = Field(default="ready", description="ready | analysis | error | graded | finished")
     message: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
-    available_methods: list[dict[str, Any]] = Field(default_factory=list)
-    available_synthetic_generator_methods: list[str] = Field(default_factory=list)
-    available_tasks: list[dict[str, Any]] = Field(default_factory=list)
-    conversion_metric_definitions: dict[str, str] = Field(default_factory=dict)
-    applied_synthetic_generators: list[dict[str, Any]] = Field(
+    config: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
+    available_methods: SkipValidation[list[dict[str, Any]]] = Field(default_factory=list)
+    available_synthetic_generator_methods: SkipValidation[list[str]] = Field(default_factory=list)
+    available_tasks: SkipValidation[list[dict[str, Any]]] = Field(default_factory=list)
+    conversion_metric_definitions: SkipValidation[dict[str, str]] = Field(default_factory=dict)
+    applied_synthetic_generators: SkipValidation[list[dict[str, Any]]] = Field(
         default_factory=list, description="Explicit reset-time injections (anomalies=[...]) as applied"
     )
-    analysis_result: dict[str, Any] | None = None
-    generated_rows: list[dict[str, Any]] = Field(default_factory=list)
-    submitted_rows: list[dict[str, Any]] = Field(default_factory=list)
-    submission_preview: dict[str, Any] = Field(default_factory=dict)
-    submission_issues: list[str] = Field(default_factory=list)
-    reward_breakdown: dict[str, Any] = Field(default_factory=dict)
+    analysis_result: SkipValidation[dict[str, Any] | None] = None
+    generated_rows: SkipValidation[list[dict[str, Any]]] = Field(default_factory=list)
+    submitted_rows: SkipValidation[list[dict[str, Any]]] = Field(default_factory=list)
+    submission_preview: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
+    submission_issues: SkipValidation[list[str]] = Field(default_factory=list)
+    reward_breakdown: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
     expected_row_count: int = 0
     correct_row_count: int = 0
-    budget: dict[str, int] = Field(
+    budget: SkipValidation[dict[str, int]] = Field(
         default_factory=dict,
         description="steps_used, max_steps, submissions_used, max_submissions",
     )
