@@ -556,13 +556,13 @@ def place_one(
                 rng, kind, direction, decoy, col, day, state, base, columns, layout, tuning, change
             )
             feasible = True
-            for h in range(hours):
+            for h in range(hours):  # each loop over a day's hours, so it runs in step
                 new_traffic[h] = traffic[day, h] * traffic_factor[h]
-                for s in range(steps_n):
+            for s in range(steps_n):
+                for h in range(hours):
                     new_steps[s, h] = steps[s, day, h] * step_factor[s, h]
                     new_over[s, h] = max(over_report[s, day, h], over_factor[s, h])
-                    if not new_steps[s, h] < 1.0:
-                        feasible = False
+                    feasible &= new_steps[s, h] < 1.0
             if not feasible:
                 continue
             if cascade_day(new_traffic, new_steps, new_over, counts, day):
