@@ -373,7 +373,7 @@ def _inject(drivers: Drivers, hourly: np.ndarray, injection: Injection, dates: t
 def warm_up() -> None:
     """Load the compiled kernels by generating one episode: from Numba's cache in
     milliseconds, or, on the first run after an install or an upgrade, compiled (10 to
-    35 s by the machine, once). Servers call it in the background at start."""
+    40 s by the machine, once). Servers call it in the background at start."""
     generate(resolve_config(seed=0, difficulty="hard", anomaly_density="high"))
 
 
