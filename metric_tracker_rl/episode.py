@@ -121,14 +121,10 @@ class Episode:
         anomaly type, the one the deviation's sign gives."""
         return dict(self._row(day, col, anomaly_type))
 
-    def row_model(self, day: int, col: int, anomaly_type: str | None = None) -> AnomalyRow:
-        """``row`` as an ``AnomalyRow``, validated once per episode: the hidden truth and
-        the generated rows of a submission are the same objects where they agree."""
-        return self.row_models([(day, col, anomaly_type)])[0]
-
     def row_models(self, hits: Iterable[tuple[int, int, str | None]]) -> list[AnomalyRow]:
-        """``row_model`` of each (day, column, anomaly type or None); those not built yet
-        are validated in one call."""
+        """``row`` of each (day, column, anomaly type or None) as an ``AnomalyRow``, built
+        once per episode (those not built yet are validated in one call): the hidden truth
+        and the generated rows of a submission are the same objects where they agree."""
         keys = [
             (
                 day,

@@ -95,6 +95,24 @@ def test_perfect_submission_scores_exactly_one(task_id):
     assert grade(list(reversed(ep.expected_rows)), ep).score == 1.0
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_episode_s_own_rows_grade_as_their_copies(seed):
+    """A payload_generators submission grades the episode's own row objects, shared with
+    the truth (matched by identity): the grade is the one their plain copies get, which
+    are validated and compared field by field."""
+    from metric_tracker_rl.analysis import parse_generator_specs, payload_hits
+
+    ep = episode.build_episode(tasks.config_for(None, seed=seed, difficulty=C.DIFFICULTIES[seed % 3]))
+    specs = parse_generator_specs(
+        [{"method_name": "get_median_filter_rows", "threshold_multiplier": 1.0 + seed / 2}]
+    )
+    rows = ep.row_models(payload_hits(ep, specs))
+    assert any(any(row is truth for truth in ep.expected_rows) for row in rows)
+    own = grade(rows, ep)
+    copies = grade([row.model_dump() for row in rows], ep)
+    assert (own.score, own.breakdown, own.issues) == (copies.score, copies.breakdown, copies.issues)
+
+
 def test_empty_submission_scores_zero(ep):
     result = grade([], ep)
     assert result.score == 0.0
