@@ -12,9 +12,10 @@ verified again on the final counts by ``verify``, which states the rules of
 hold them equal). Random draws are those of the episode's NumPy generator (PCG64), drawn
 here from its state in the order that generator would produce them.
 
-Every constant and table arrives as an argument, so a changed constant can never hide in
-a stale compiled cache; all compiled code lives in this one file, because Numba's cache
-notices a change only in the file of the function it compiled. Counts are laid out event
+Every constant and table from another file arrives as an argument, so a changed constant
+can never hide in a stale compiled cache (PCG64's multiplier, a constant of the algorithm,
+is defined here); all compiled code lives in this one file, because Numba's cache notices
+a change only in the file of the function it compiled. Counts are laid out event
 first, (5, days, 24); drivers step first, (4, days, 24).
 """
 
