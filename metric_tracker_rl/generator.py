@@ -437,17 +437,7 @@ def verify(
     computed (values, baselines, deviations, flags, spread, severity, delta, |delta|)."""
     from metric_tracker_rl import kernels
 
-    days = counts.shape[1]
-    tables = (
-        np.empty((days, S.NUM_ENTITIES)),
-        np.empty(S.NUM_ENTITIES),
-        np.empty((days, S.NUM_ENTITIES)),
-        np.zeros((days, S.NUM_ENTITIES), dtype=bool),
-        np.empty(S.NUM_ENTITIES),
-        np.zeros((days, S.NUM_ENTITIES), dtype=np.int64),
-        np.empty((days, S.NUM_ENTITIES)),
-        np.empty((days, S.NUM_ENTITIES)),
-    )
+    tables = kernels.verify_tables(counts.shape[1], S.NUM_ENTITIES)
     holds = kernels.verify(
         np.ascontiguousarray(counts, dtype=np.float64),
         required,

@@ -367,16 +367,10 @@ def draw(bits, ziggurat, normals, uniforms):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def _uniform(rng):  # pragma: no cover - compiled
-    """The next uniform draw of placement; ``rng`` = PCG64's state words (``next_double``)."""
-    return next_double(rng)
-
-
-@njit(**_JIT)
 def _sign(rng, direction):  # pragma: no cover - compiled
     if direction != 0:
         return float(direction)
-    return 1.0 if _uniform(rng) < 0.5 else -1.0
+    return 1.0 if next_double(rng) < 0.5 else -1.0
 
 
 @njit(**_JIT)
@@ -385,13 +379,13 @@ def _target_z(rng, sign, decoy, tuning, reach_scale):  # pragma: no cover - comp
     (|z| in [1 + margin, 1 + margin + reach]), clearly inside it for a decoy."""
     margin, reach, decoy_min_z = tuning[0], tuning[1], tuning[2]
     if decoy:
-        return sign * (decoy_min_z + _uniform(rng) * (1.0 - margin - 0.02 - decoy_min_z))
-    return sign * (1.0 + margin + 0.02 + _uniform(rng) * reach * reach_scale)
+        return sign * (decoy_min_z + next_double(rng) * (1.0 - margin - 0.02 - decoy_min_z))
+    return sign * (1.0 + margin + 0.02 + next_double(rng) * reach * reach_scale)
 
 
 @njit(**_JIT)
 def _inside_z(rng, margin):  # pragma: no cover - compiled
-    return (2.0 * _uniform(rng) - 1.0) * (1.0 - margin) * 0.9
+    return (2.0 * next_double(rng) - 1.0) * (1.0 - margin) * 0.9
 
 
 @njit(**_JIT)
@@ -421,7 +415,7 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         target = 1.0 + threshold * _target_z(rng, sign, decoy, tuning, 0.3)
         before = 1.0  # the previous event's factor
         for e in range(count_cols.size):
-            desired = 1.0 + sign * threshold * (1.0 - margin - (0.03 + 0.17 * _uniform(rng)))
+            desired = 1.0 + sign * threshold * (1.0 - margin - (0.03 + 0.17 * next_double(rng)))
             if e == positions[col]:
                 desired = target
             factor = desired * base[count_cols[e]] / values[day, count_cols[e]]
@@ -450,16 +444,16 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
             order = needed if col == order_col else other_needed
             pay = other_needed if col == order_col else needed
             w0, w1, w2 = (
-                -np.log(1.0 - _uniform(rng)),
-                -np.log(1.0 - _uniform(rng)),
-                -np.log(1.0 - _uniform(rng)),
+                -np.log(1.0 - next_double(rng)),
+                -np.log(1.0 - next_double(rng)),
+                -np.log(1.0 - next_double(rng)),
             )
             total = w0 + w1 + w2  # Dirichlet(1, 1, 1) weights from three exponentials
             _fill_row(step_factor, 0, order ** (w0 / total))
             _fill_row(step_factor, 1, order ** (w1 / total))
             _fill_row(step_factor, 2, order ** (w2 / total))
             _fill_row(step_factor, 3, pay / order)
-        nudge = 0.9 + 0.2 * _uniform(rng)  # nudged, so counts move on their own too
+        nudge = 0.9 + 0.2 * next_double(rng)  # nudged, so counts move on their own too
         for h in range(hours):
             traffic_factor[h] = nudge
         value = target - values[day, col]
@@ -467,8 +461,8 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         # An outage of one step for a few consecutive hours; users retry later in the
         # day, so the daily step rate stays inside the rate threshold.
         step = positions[col]
-        length = 2 + int(_uniform(rng) * 3)
-        start = 7 + int(_uniform(rng) * (14 - length))
+        length = 2 + int(next_double(rng) * 3)
+        start = 7 + int(next_double(rng) * (14 - length))
         z = max(_target_z(rng, -1.0, decoy, tuning, 1.0), -1.9)  # -2 would be a total outage
         rate_col = rate_cols[step]
         target = base[rate_col] / 100.0 * (1.0 + thresholds[col] * z)
@@ -505,9 +499,9 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
     else:
         # A tracking bug over-reports one event above its predecessor in a few hours.
         pair = positions[col]
-        length = 1 + int(_uniform(rng) * 3)
-        start = int(_uniform(rng) * (hours - length))
-        value = 1.0 + 0.05 + 0.55 * _uniform(rng)
+        length = 1 + int(next_double(rng) * 3)
+        start = int(next_double(rng) * (hours - length))
+        value = 1.0 + 0.05 + 0.55 * next_double(rng)
         for h in range(start, start + length):
             over_report[pair, h] = value
     return value, start, length
@@ -548,8 +542,8 @@ def place_one(
             free_days[free_count] = day
             free_count += 1
     for _ in range(tries):
-        day = free_days[int(_uniform(rng) * free_count)]
-        col = allowed[int(_uniform(rng) * allowed.size)]
+        day = free_days[int(next_double(rng) * free_count)]
+        col = allowed[int(next_double(rng) * allowed.size)]
         _take_day(counts, day, saved_counts)
         _copy(values[day], saved_values)
         for _k in range(candidates):
@@ -635,7 +629,8 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
     # pragma: no cover - compiled
     """Place the planned anomalies, then the decoys, verify the window and refine it.
 
-    ``plan`` holds the anomalies' family ids; ``families`` the family tables (kind,
+    ``rng`` is the PCG64 state words every draw advances (``next_double``); ``plan``
+    holds the anomalies' family ids; ``families`` the family tables (kind,
     direction, opposite, decoy-capable, entity count, entity columns); ``decoy_pools``
     the families decoys may mimic (those in play, then all). Returns the verification
     passes used, FAILED or NOISY; ``out`` receives (family, day, column, value, first
@@ -702,7 +697,7 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
                         options[option_count] = g
                         option_count += 1
                 if option_count:
-                    f = options[int(_uniform(rng) * option_count)]
+                    f = options[int(next_double(rng) * option_count)]
                     allowed = _unused(entity_cols[f, : entity_count[f]], used)
                     break
             if f < 0:
@@ -852,6 +847,22 @@ def verify(counts, required, allowed, columns, layout, margin, min_excess, cutof
 
 
 @njit(**_JIT)
+def verify_tables(days, entities):  # pragma: no cover - compiled
+    """The tables ``verify`` fills: (values, base, z, flagged, spread, severity, delta,
+    abs_delta)."""
+    return (
+        np.empty((days, entities)),
+        np.empty(entities),
+        np.empty((days, entities)),
+        np.zeros((days, entities), dtype=np.bool_),
+        np.empty(entities),
+        np.zeros((days, entities), dtype=np.int64),
+        np.empty((days, entities)),
+        np.empty((days, entities)),
+    )
+
+
+@njit(**_JIT)
 def _spread_and_severity(values, base, z, layout, min_excess, cutoffs, spread, severity):
     # pragma: no cover - compiled
     """Each entity's std-from-median (the days summed in order, as NumPy sums an axis-0
@@ -931,16 +942,7 @@ def generate_episode(
         np.zeros(total, dtype=np.bool_),
     )
     outcome = place_episode(bits, state, plan, families, decoy_pools, columns, layout, tuning, limits, out)
-    tables = (
-        np.empty((days, entities)),
-        np.empty(entities),
-        np.empty((days, entities)),
-        np.zeros((days, entities), dtype=np.bool_),
-        np.empty(entities),
-        np.zeros((days, entities), dtype=np.int64),
-        np.empty((days, entities)),
-        np.empty((days, entities)),
-    )
+    tables = verify_tables(days, entities)
     hourly = np.empty((days, hours, steps_n + 1), dtype=np.int64)
     if outcome > 0:
         expected = np.zeros((days, entities), dtype=np.bool_)

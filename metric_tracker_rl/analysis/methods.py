@@ -411,13 +411,15 @@ _ROW_ORDER = np.array(
 )
 
 
-def _generator(name: str):
+def _generator(name: str, doc: str):
+    """The generator method ``name``: its selection's rows, described by ``doc``."""
     selection = GENERATOR_SELECTIONS[name]
 
     def generate(episode: Episode, args: GeneratorArgs) -> dict[str, Any]:
         rows = [episode.row(*hit) for hit in generator_hits(episode, args, selection)]
         return {"rows": rows, "row_count": len(rows)}
 
+    generate.__name__, generate.__doc__ = name, doc
     return generate
 
 
@@ -442,10 +444,9 @@ _GENERATOR_DOCS = {
     ),
 }
 for _name in GENERATOR_SELECTIONS:
-    _function = _generator(_name)
-    _function.__name__ = _name
-    _function.__doc__ = _GENERATOR_DOCS[_name]
-    method(_name, "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)(_function)
+    method(_name, "generator", GeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)(
+        _generator(_name, _GENERATOR_DOCS[_name])
+    )
 
 
 GENERATOR_METHODS: tuple[str, ...] = tuple(
@@ -467,9 +468,8 @@ def payload_hits(episode: Episode, specs: list[GeneratorSpec]) -> list[Hit]:
             raise MethodError(
                 f"unknown generator method {spec.method_name!r}; available: {list(GENERATOR_METHODS)}"
             )
-        for hit in generator_hits(
-            episode, spec, GENERATOR_SELECTIONS[spec.method_name]
-        ):  # a spec is a GeneratorArgs
+        selection = GENERATOR_SELECTIONS[spec.method_name]
+        for hit in generator_hits(episode, spec, selection):  # a spec is a GeneratorArgs
             merged.setdefault(hit[:2], hit)
     return list(merged.values())
 
