@@ -21,8 +21,11 @@ first, (5, days, 24); drivers step first, (4, days, 24).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
+from numba.core import event
 
 # Statistic kinds as the tables code them: positions in families.STATISTIC_KINDS.
 COUNT, RATE, FUNNEL, MIX, QUALITY = range(5)
@@ -32,6 +35,31 @@ NOISY = -2  # the clean data alone comes too close to a threshold
 UNVERIFIED = -4  # the final counts failed the final verification
 
 _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
+
+COMPILE_NOTICE = (
+    "metric_tracker_rl: compiling the episode generator's kernels with Numba, once after an install "
+    "or an upgrade (10 to 40 s by the machine); later processes load them from Numba's cache"
+)
+
+
+class _CompileNotice(event.Listener):
+    """Says once per process, on standard error, that this file's kernels are compiling,
+    so the first episode's wait has a reason; a load from the cache compiles nothing and
+    says nothing (Numba announces a compile only after its cache missed)."""
+
+    def __init__(self) -> None:
+        self.told = False
+
+    def on_start(self, ev: event.Event) -> None:
+        if not self.told and ev.data["dispatcher"].py_func.__module__ == __name__:
+            self.told = True
+            print(COMPILE_NOTICE, file=sys.stderr, flush=True)
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+event.register("numba:compile", _CompileNotice())
 
 
 @njit(**_JIT)

@@ -4,6 +4,11 @@ verdicts with statistics.py and generator.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import reference_statistics
 from hypothesis import given, settings
@@ -16,6 +21,7 @@ from metric_tracker_rl import statistics as S
 from metric_tracker_rl.generator import COLUMNS, cascade, clean_drivers, verify
 from metric_tracker_rl.tasks import config_for
 
+REPO = Path(__file__).resolve().parents[1]
 DAYS = 6
 # Small counts, so that zeros and impossible counts (a step above its predecessor) are common.
 COUNTS = arrays(np.float64, (C.NUM_EVENTS, DAYS, C.HOURS), elements=st.integers(0, 40).map(float))
@@ -251,3 +257,22 @@ def test_the_kernel_normals_take_the_ziggurat_s_wedge_and_tail():
     expected = rng.standard_normal(got.size)
     assert (np.abs(expected) > ziggurat()[3][0]).sum() > 10  # tail draws happened
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_first_compile_is_announced_once_and_later_processes_load_the_cache(tmp_path):
+    """After an install (an empty cache folder) the first episode compiles the kernels and
+    says so once on standard error; a new process then loads them from the cache and
+    compiles nothing, so it says nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "from metric_tracker_rl.generator import warm_up; warm_up()"
+
+    def first_episode() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stderr
+
+    assert first_episode().count(kernels.COMPILE_NOTICE) == 1
+    assert any(tmp_path.rglob("*.nbi")), "nothing was cached"
+    assert kernels.COMPILE_NOTICE not in first_episode()
