@@ -3,10 +3,15 @@
 Read this before changing data, methods, feedback or grading. It plays, in process and
 with public methods only:
 
-- the shortcut classes (``metric_tracker_rl.agents.shortcuts``): the feedback oracle,
-  dump-and-filter at the lowest accepted generator threshold (and at 3.0; and in the order
-  of the discovery ranking, at the lowest threshold and at 2.0), the exhaustive per-date
-  scans, guesses from the ranking, blind payload searches;
+- the shortcuts that never call a row's detection method (``SHORTCUTS``, from
+  ``metric_tracker_rl.agents.shortcuts``): the feedback oracle, per-field feedback probes,
+  blind payload searches, generators calibrated into the public rule (one server-written
+  payload, or a paid per-entity scan), dump-and-filter at the lowest accepted generator
+  threshold (and at 3.0; and in the ranking's order, at the lowest threshold and at 2.0),
+  daily views plus the public thresholds, guesses from the ranking. Only evidence earns
+  credit, so each must stay at or below ``SHORTCUT_CEILING``;
+- the exhaustive per-date scans (``BRUTE_FORCE``), which do call detection methods and are
+  held back by the budget;
 - the trivial agents and the scripted payload-generator baseline;
 - a ladder of budget-limited investigators: the reference solver at 4, 8, 16, 32 units
   and at the default budget;
@@ -19,6 +24,11 @@ and density) and ``named_eval`` (the 3 named tasks and the 72 evaluation configs
     uv run python bench/validity.py    # prints the tables, writes bench/results/validity.json
     uv run python bench/validity.py --sets train --json /tmp/validity.json
     uv run python bench/validity.py --sets train --curve docs/budget_curve.svg
+    uv run python bench/validity.py --rule keys --sets train    # the grading before the rule
+
+``--rule keys`` grades as before "only evidence earns credit": a row counts when its key is
+an expected one, whatever the episode's calls were. It shows what each recipe would earn
+without the rule.
 
 ``--curve`` also plays the solver at budgets from 4 to 64 units on the first set and draws
 its mean score per difficulty against the budget, with the best shortcut as a dashed line.
@@ -37,8 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.agents import AGENTS
+from metric_tracker_rl.agents import AGENTS, WITHOUT_EVIDENCE
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.evidence import Evidence
 from metric_tracker_rl.families import SCENARIO_FAMILIES
 from metric_tracker_rl.tasks import EVAL_SPLIT, NAMED_TASKS
 
@@ -47,23 +58,25 @@ LADDER = (4, 8, 16, 32)
 CURVE_BUDGETS = (4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
 ROLLOUTS = 8
 
+SHORTCUT_CEILING = 0.3  # the most a recipe that never calls a row's detection method may score
 # name -> (agent factory, step budget or None for the default)
-SHORTCUTS = (
-    "feedback_oracle",
-    "dump_and_filter",
-    "date_scan",
-    "detector_scan",
-    "hint_guess",
-    "payload_search",
-)
+TRIVIAL = ("empty", "mass", "random", "scripted")
+BRUTE_FORCE = ("date_scan", "detector_scan")  # call detection methods on every date, budget allowing
 RECIPES: dict[str, tuple[Callable[[], Any], int | None]] = {
-    **{name: (AGENTS[name], None) for name in ("empty", "mass", "random", "scripted", *SHORTCUTS)},
+    **{name: (AGENTS[name], None) for name in TRIVIAL},
+    # never call the detection method of a row they report
+    **{name: (AGENTS[name], None) for name in WITHOUT_EVIDENCE if name not in TRIVIAL},
     "dump_and_filter@3": (lambda: AGENTS["dump_and_filter"](threshold=3.0), None),
     "dump_and_filter_ranked": (lambda: AGENTS["dump_and_filter"](ranked=True), None),
     "dump_and_filter_ranked@2": (lambda: AGENTS["dump_and_filter"](threshold=2.0, ranked=True), None),
+    **{name: (AGENTS[name], None) for name in BRUTE_FORCE},
     **{f"solver@{n}": (AGENTS["solver"], n) for n in LADDER},
     "solver": (AGENTS["solver"], None),
 }
+SHORTCUTS = tuple(
+    name for name in RECIPES if name not in (*TRIVIAL, *BRUTE_FORCE) and not name.startswith("solver")
+)
+RULES = ("evidence", "keys")
 
 
 def train_configs() -> list[dict[str, Any]]:
@@ -91,8 +104,41 @@ def named_eval_configs() -> list[dict[str, Any]]:
 CONFIG_SETS = {"train": train_configs, "named_eval": named_eval_configs}
 
 
-def play(agent: Any, config: dict[str, Any], max_steps: int | None) -> float:
-    final = agent.play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
+class _KeyEvidence(Evidence):
+    """The grading before "only evidence earns credit": a row counts when its key is expected."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def supports(self, row: Any) -> bool:
+        return row.key in self.keys
+
+
+class KeysRuleEnvironment(MetricTrackerRlEnvironment):
+    """The environment graded by the rule before evidence (``--rule keys``)."""
+
+    def reset(self, **config: Any) -> Any:
+        observation = super().reset(**config)
+        self._evidence = _KeyEvidence(frozenset(row.key for row in self._episode.expected_rows))
+        return observation
+
+
+ENVIRONMENTS: dict[str, type[MetricTrackerRlEnvironment]] = {
+    "evidence": MetricTrackerRlEnvironment,
+    "keys": KeysRuleEnvironment,
+}
+
+
+def play(
+    agent: Any,
+    config: dict[str, Any],
+    max_steps: int | None,
+    environment: type[MetricTrackerRlEnvironment] = MetricTrackerRlEnvironment,
+) -> float:
+    final = agent.play(environment(max_steps=max_steps), dict(config))
     return float(final.reward or 0.0)
 
 
@@ -102,16 +148,19 @@ def difficulty_of(config: dict[str, Any]) -> str:
     return config["difficulty"]
 
 
-def audit(configs: list[dict[str, Any]]) -> dict[str, Any]:
+def audit(
+    configs: list[dict[str, Any]], environment: type[MetricTrackerRlEnvironment] = MetricTrackerRlEnvironment
+) -> dict[str, Any]:
     """Mean score of every recipe per difficulty (and overall), and the explorer's spread."""
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in RECIPES}
     for name, (factory, budget) in RECIPES.items():
         for config in configs:
-            scores[name].setdefault(difficulty_of(config), []).append(play(factory(), config, budget))
+            score = play(factory(), config, budget, environment)
+            scores[name].setdefault(difficulty_of(config), []).append(score)
     flat_groups: dict[str, list[bool]] = {}
     explorer_scores: dict[str, list[float]] = {}
     for config in configs:
-        group = [play(AGENTS["explorer"](seed=k), config, None) for k in range(ROLLOUTS)]
+        group = [play(AGENTS["explorer"](seed=k), config, None, environment) for k in range(ROLLOUTS)]
         flat_groups.setdefault(difficulty_of(config), []).append(len(set(group)) == 1)
         explorer_scores.setdefault(difficulty_of(config), []).extend(group)
     table = {
@@ -171,12 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", choices=sorted(CONFIG_SETS), default=["train", "named_eval"])
     parser.add_argument("--json", default="bench/results/validity.json", help="where to write the tables")
     parser.add_argument("--curve", help="also write the score-against-budget chart (SVG) here")
+    parser.add_argument(
+        "--rule", choices=RULES, default="evidence", help="keys: grade as before the evidence rule"
+    )
     args = parser.parse_args(argv)
+    environment = ENVIRONMENTS[args.rule]
     started = time.perf_counter()
-    report: dict[str, Any] = {"sets": {}}
+    report: dict[str, Any] = {"rule": args.rule, "shortcut_ceiling": SHORTCUT_CEILING, "sets": {}}
     for set_name in args.sets:
         configs = CONFIG_SETS[set_name]()
-        table = audit(configs)
+        table = audit(configs, environment)
         difficulties = [d for d in C.DIFFICULTIES if any(d in row for row in table.values())]
         print(f"\n{set_name}: {len(configs)} configs")
         print(markdown(table, difficulties))

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.analysis import (
     GENERATOR_METHODS,
+    REGISTRY,
     MethodError,
+    assessments_of,
     available_methods,
     conversion_metric_definitions,
     parse_generator_specs,
@@ -25,6 +27,7 @@ from metric_tracker_rl.analysis import (
 )
 from metric_tracker_rl.arguments import check_reset_arguments
 from metric_tracker_rl.episode import Episode, build_episode
+from metric_tracker_rl.evidence import EVIDENCE_RULE, Evidence
 from metric_tracker_rl.grading import ReportRubric, grade_submission
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
@@ -50,9 +53,10 @@ INSTRUCTION = (
     "baseline_value, observed_value, delta_value, severity). There are {n} anomaly rows to "
     "find. Use the analysis methods (analysis_method + analysis_args) to look at the data: "
     "each has a cost in budget units (see available_methods); discovery views rank and hint, "
-    "the detection methods decide. Submit with classifications and/or payload_generators "
-    "(a submission costs {submission_cost}). Each exactly right row earns about 1/{n} of the "
-    "score; extra rows cost. Budget: {steps} units, {subs} graded submissions."
+    "the detection methods decide. {rule} Submit with classifications and/or "
+    "payload_generators (a submission costs {submission_cost}; the last unit of the budget is "
+    "kept for it). Each exactly right row earns about 1/{n} of the score. Budget: {steps} "
+    "units, {subs} graded submissions."
 )
 
 
@@ -71,6 +75,17 @@ def _generated_summary(row: AnomalyRow) -> dict[str, Any]:
         "anomaly_type": row.anomaly_type,
         "detection_method": row.detection_method,
     }
+
+
+def _submission_note(action: MetricTrackerRlAction) -> str:
+    """Why an action was graded, when it may not have been meant as a submission."""
+    if action.analysis_args:
+        return (
+            " (analysis_method was null, so the action was a submission and its analysis_args were ignored)"
+        )
+    if not action.classifications and not action.payload_generators:
+        return " (an action without analysis_method is a submission: this one held no rows)"
+    return ""
 
 
 def debug_enabled_from_env() -> bool:
@@ -110,6 +125,7 @@ class MetricTrackerRlEnvironment(
         self._submissions = 0
         self._last_score: float | None = None
         self._done = False
+        self._evidence = Evidence()  # what this episode's detection calls answered
         self.tools = EpisodeTools(self)  # start_episode, the analysis methods, submit_report
         self._mcp_server: Any = None
 
@@ -166,6 +182,7 @@ class MetricTrackerRlEnvironment(
         self._steps = self._actions = self._submissions = 0
         self._last_score = None
         self._done = False
+        self._evidence = Evidence()
         self._reset_rubric()
         episode = self._episode
         n = episode.expected_count
@@ -181,6 +198,7 @@ class MetricTrackerRlEnvironment(
                 steps=self.max_steps,
                 subs=self.max_submissions,
                 submission_cost=C.SUBMISSION_COST,
+                rule=EVIDENCE_RULE,
             ),
             config=self._visible_config(),
             available_methods=available_methods(),
@@ -210,7 +228,7 @@ class MetricTrackerRlEnvironment(
             try:
                 action = MetricTrackerRlAction.model_validate(action)
             except ValidationError as err:
-                self._steps += C.ERROR_COST
+                self._charge_error()
                 return self._after_step(status="error", message=f"malformed action: {err.errors()[0]['msg']}")
         if action.analysis_method is not None:
             return self._analysis(action)
@@ -239,6 +257,11 @@ class MetricTrackerRlEnvironment(
             last_score=self._last_score,
             done=self._done,
         )
+
+    @property
+    def evidence(self) -> Evidence:
+        """What this episode's detection calls answered: the evidence its rows are graded on."""
+        return self._evidence
 
     def get_metadata(self) -> EnvironmentMetadata:
         return EnvironmentMetadata(
@@ -300,13 +323,27 @@ class MetricTrackerRlEnvironment(
 
     # --- internals ---------------------------------------------------------------------
 
+    def _analysis_left(self) -> int:
+        """Units analysis may still spend: the last SUBMISSION_COST units are the report's, so
+        the final submission is always possible."""
+        return max(self.max_steps - self._steps - C.SUBMISSION_COST, 0)
+
+    def _charge_error(self) -> int:
+        """Charge an error or a refused call, never from the units kept for the report."""
+        cost = min(C.ERROR_COST, self._analysis_left())
+        self._steps += cost
+        return cost
+
     def _analysis(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         assert self._episode is not None
-        left = self.max_steps - self._steps
-        result = run_method(self._episode, action.analysis_method, action.analysis_args, budget_left=left)
-        self._steps += result["cost"]
+        method = action.analysis_method
+        result = run_method(self._episode, method, action.analysis_args, budget_left=self._analysis_left())
         if "error" in result:
+            result["cost"] = self._charge_error()
             return self._after_step(status="error", message=result["error"], analysis_result=result)
+        self._steps += result["cost"]
+        if REGISTRY[method].kind == "targeted":  # a detection method: its answers are evidence
+            self._evidence.record(method, assessments_of(result["result"]))
         extra: dict[str, Any] = {}
         if action.analysis_method == "preview_submission":
             extra["submission_preview"] = result["result"]
@@ -321,7 +358,7 @@ class MetricTrackerRlEnvironment(
             specs = parse_generator_specs(action.payload_generators) if action.payload_generators else []
             hits = payload_hits(episode, specs)
         except MethodError as err:
-            self._steps += C.ERROR_COST
+            self._charge_error()
             return self._after_step(status="error", message=f"payload_generators not graded: {err}")
         self._steps += C.SUBMISSION_COST
         # A hand-written row overrides a generated row with the same key.
@@ -329,15 +366,20 @@ class MetricTrackerRlEnvironment(
         generated = [row for row in episode.row_models(hits) if row.key not in hand_keys]
         hand = len(action.classifications)
         grade = grade_submission(
-            [*action.classifications, *generated], episode.expected_rows, episode.date_index, self.rubric
+            [*action.classifications, *generated],
+            episode.expected_rows,
+            episode.date_index,
+            self._evidence,
+            self.rubric,
         )
         self._submissions += 1
         self._last_score = grade.score
         if grade.score >= 1.0 or self._submissions >= self.max_submissions:
             self._done = True
+        message = f"Submission {self._submissions}/{self.max_submissions} graded: score {grade.score:.4f}."
         return self._after_step(
             status="graded",
-            message=f"Submission {self._submissions}/{self.max_submissions} graded: score {grade.score:.4f}.",
+            message=message + _submission_note(action),
             reward=grade.score,
             generated_rows=[_generated_summary(r) for r in generated[: C.MAX_SUBMISSION_ROWS]],
             submitted_rows=[
@@ -382,6 +424,7 @@ class MetricTrackerRlEnvironment(
             budget={
                 "steps_used": self._steps,
                 "steps_left": max(self.max_steps - self._steps, 0),
+                "analysis_steps_left": self._analysis_left(),
                 "max_steps": self.max_steps,
                 "submissions_used": self._submissions,
                 "max_submissions": self.max_submissions,

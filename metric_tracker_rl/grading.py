@@ -1,12 +1,17 @@
-"""The grader: one OpenEnv rubric, a pure function of (submitted rows, expected rows, dates).
+"""The grader: one OpenEnv rubric, a pure function of (submitted rows, expected rows,
+dates, the episode's evidence).
 
-Score = weighted components minus penalties, clamped to [0, 1]. Every component but
-precision is a per-row credit summed over the matched rows and divided by the expected
-row count, so each exactly right row adds the same share and an exact subset of j of E
-rows scores about j/E. Baseline, delta and severity count only next to a right observed
-value. Feedback is aggregate: counts of matched, extra, missing,
-duplicate and invalid rows and per-field correct counts. It never says which submitted
-row is expected, nor which field of a matched row is wrong, and never names a hidden row.
+Only evidence earns credit: a row counts when the episode's own calls of its detection
+method flagged it (``evidence.Evidence``). A supported row's fields are then graded against
+that answer; an unsupported row earns nothing and costs what an extra row costs, whether or
+not it is in the truth. Score = weighted components minus penalties, clamped to [0, 1].
+Every component but precision is a per-row credit summed over the supported rows and
+divided by the expected row count, so each exactly right row adds the same share and an
+exact subset of j of E rows scores about j/E. Baseline, delta and severity count only next
+to a right observed value. Feedback names each unsupported row with the call it lacks and
+each field of a supported row that differs from its detection answer: the agent's own
+history. It never reads the truth for an unsupported row, so nothing it says depends on
+which unsupported rows happen to be true.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from openenv.core.rubrics.base import Rubric
 
 from metric_tracker_rl import constants as C
+from metric_tracker_rl.evidence import Evidence
 from metric_tracker_rl.rows import NUMERIC_FIELDS, AnomalyRow, ValidatedRows, validate_rows
 
 FIELD_CHECKS: tuple[str, ...] = ("anomaly_type", "detection_method", *NUMERIC_FIELDS, "severity")
@@ -32,27 +38,32 @@ ROW_CREDIT = 1.0 - C.GRADE_WEIGHTS["precision"]
 
 
 @dataclass(frozen=True)
-class Truth:
-    """What a submission is graded against: the hidden rows and the episode's dates."""
+class Grounds:
+    """What a submission is graded on: the hidden rows, the episode's dates and the evidence
+    its detection calls gathered."""
 
     expected: Sequence[AnomalyRow]
     valid_dates: Collection[str]
+    evidence: Evidence
 
 
 @dataclass(frozen=True)
 class Match:
-    """How a submission lines up with the truth, as counts only."""
+    """How a submission lines up with the evidence and the truth: counts, and the per-row
+    notes that name only what the agent's own calls established."""
 
     submitted: int
     valid: int
     expected: int
-    matched: int
+    matched: int  # supported rows (each is an expected row: the detectors' verdicts are the truth)
+    unsupported: int  # valid rows no detection call of this episode flagged
     duplicates: int
     invalid: int
     correct: dict[str, int]  # per field of FIELD_CHECKS: matched rows where it is right
     anchored: dict[str, int]  # per field of ANCHORED: matched rows where it and ANCHOR are right
     exact: int  # matched rows right in every field
     over_limit: bool = False  # more rows than MAX_SUBMISSION_ROWS: nothing was graded
+    notes: tuple[str, ...] = ()  # per row: unsupported rows, supported rows with differing fields
 
     @property
     def extra(self) -> int:
@@ -75,8 +86,9 @@ def _field_right(name: str, row: AnomalyRow, truth: AnomalyRow) -> bool:
     return getattr(row, name) == getattr(truth, name)
 
 
-def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, ValidatedRows]:
-    """Line the submission up with the truth; also the validated rows with their public issues."""
+def match_submission(submitted: Sequence[Any], grounds: Grounds) -> tuple[Match, ValidatedRows]:
+    """Line the submission up with the evidence and the truth; also the validated rows with
+    their public issues."""
     if len(submitted) > C.MAX_SUBMISSION_ROWS:
         issue = (
             f"submission has {len(submitted)} rows; at most {C.MAX_SUBMISSION_ROWS} are accepted. "
@@ -86,7 +98,8 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
         match = Match(
             len(submitted),
             0,
-            len(truth.expected),
+            len(grounds.expected),
+            0,
             0,
             0,
             len(submitted),
@@ -96,12 +109,20 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
             over_limit=True,
         )
         return match, ValidatedRows(issues=[issue], invalid=len(submitted))
-    checked = validate_rows(submitted, truth.valid_dates)
-    expected_by_key = {row.key: row for row in truth.expected}
+    checked = validate_rows(submitted, grounds.valid_dates)
+    expected_by_key = {row.key: row for row in grounds.expected}
+    evidence = grounds.evidence
     correct = dict.fromkeys(FIELD_CHECKS, 0)
     anchored = dict.fromkeys(ANCHORED, 0)
-    matched = exact = 0
-    for row, key in zip(checked.rows, checked.keys, strict=True):
+    matched = unsupported = exact = 0
+    notes: list[str] = []
+    for row, key, position in zip(checked.rows, checked.keys, checked.positions, strict=True):
+        if not evidence.supports(row):  # decided by the agent's own calls: the truth is not read
+            unsupported += 1
+            notes.append(f"row {position} ({key}): unsupported: {evidence.gap(row)}")
+            continue
+        # A flagged answer is an expected row: the truth is exactly what the detectors flag.
+        # (Evidence made up outside an episode may say otherwise: such a row is an extra row.)
         hidden = expected_by_key.get(key)
         if hidden is None:
             continue
@@ -114,17 +135,25 @@ def match_submission(submitted: Sequence[Any], truth: Truth) -> tuple[Match, Val
             correct[name] += 1
             if name in anchored and ANCHOR in right:
                 anchored[name] += 1
-        exact += len(right) == len(FIELD_CHECKS)
+        if len(right) == len(FIELD_CHECKS):
+            exact += 1
+        else:
+            differing = ", ".join(name for name in FIELD_CHECKS if name not in right)
+            notes.append(
+                f"row {position} ({key}): differs from {row.detection_method}'s answer in {differing}"
+            )
     match = Match(
         len(submitted),
         len(checked.rows),
         len(expected_by_key),
         matched,
+        unsupported,
         checked.duplicates,
         checked.invalid,
         correct,
         anchored,
         exact,
+        notes=tuple(notes),
     )
     return match, checked
 
@@ -189,7 +218,7 @@ class GradeResult:
 
 
 class ReportRubric(Rubric):
-    """The grader as an OpenEnv rubric: ``rubric(submitted_rows, Truth(...))`` returns the score.
+    """The grader as an OpenEnv rubric: ``rubric(submitted_rows, Grounds(...))`` returns the score.
 
     Each component and penalty is a child rubric named as in the breakdown, so a trainer
     can log them with ``for name, part in rubric.named_rubrics(): part.last_score``.
@@ -202,7 +231,7 @@ class ReportRubric(Rubric):
             setattr(self, name, PartRubric(part))
         self.last_result: GradeResult | None = None
 
-    def forward(self, action: Sequence[Any], observation: Truth) -> float:
+    def forward(self, action: Sequence[Any], observation: Grounds) -> float:
         match, checked = match_submission(action, observation)
         credits = {name: getattr(self, name)(action, match) for name in COMPONENTS}
         penalties = {name: getattr(self, name)(action, match) for name in PENALTIES}
@@ -213,7 +242,7 @@ class ReportRubric(Rubric):
         self.last_result = GradeResult(
             score,
             breakdown(credits, penalties, score, match),
-            [*checked.issues, *summary(match)],
+            [*checked.issues, *match.notes, *summary(match)],
             match.exact,
             checked.rows,
             checked.positions,
@@ -232,6 +261,7 @@ def breakdown(
         submitted_rows=match.submitted,
         valid_rows=match.valid,
         matched_rows=match.matched,
+        unsupported_rows=match.unsupported,
         extra_rows=match.extra,
         duplicate_rows=match.duplicates,
         invalid_rows=match.invalid,
@@ -244,19 +274,19 @@ def breakdown(
 
 
 def summary(match: Match) -> list[str]:
-    """The aggregate feedback lines: counts, never which row."""
+    """The summary lines: counts over the agent's own evidence, and the expected row count."""
     if match.over_limit:
         return []
     lines = [
-        f"{match.matched} of {match.valid} valid rows match expected anomalies, {match.extra} "
-        f"{'is' if match.extra == 1 else 'are'} extra, {match.missing} expected "
-        f"{'anomaly is' if match.missing == 1 else 'anomalies are'} missing"
+        f"valid rows: {match.valid}; supported by this episode's detection calls: {match.matched} "
+        f"(these earn credit); unsupported: {match.unsupported} (each costs as an extra row); "
+        f"expected anomaly rows not reported: {match.missing} of {match.expected}"
     ]
     if match.matched:
         fields = ", ".join(f"{name} {match.correct[name]}" for name in FIELD_CHECKS)
         lines.append(
-            f"of the {match.matched} matched rows, {match.exact} are right in every field; "
-            f"right per field: {fields}"
+            f"supported rows matching their detection answer in every field: {match.exact} of "
+            f"{match.matched}; right per field: {fields}"
         )
     if PENALTIES["mass_submission_penalty"](match):
         lines.append(
@@ -270,10 +300,12 @@ def grade_submission(
     submitted: Sequence[Any],
     expected: Sequence[AnomalyRow],
     valid_dates: Collection[str],
+    evidence: Evidence,
     rubric: ReportRubric | None = None,
 ) -> GradeResult:
-    """Grade a submission; deterministic, in [0, 1], a perfect submission scores 1.0."""
+    """Grade a submission against the truth and the episode's evidence; deterministic, in
+    [0, 1]; a perfect submission of supported rows scores 1.0."""
     rubric = rubric or ReportRubric()
-    rubric(submitted, Truth(expected, valid_dates))
+    rubric(submitted, Grounds(expected, valid_dates, evidence))
     assert rubric.last_result is not None
     return rubric.last_result

@@ -18,6 +18,7 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.arguments import SUBMIT_ARGUMENTS, ResetArgs, SubmitArgs, check_reset_arguments
 from metric_tracker_rl.config import ConfigError
+from metric_tracker_rl.evidence import EVIDENCE_RULE
 from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.rows import ROW_FIELDS
@@ -77,11 +78,12 @@ def _submit_report_description() -> str:
     return (
         "Submit the anomaly report for grading; uses one of the episode's graded submissions. A row is "
         f"one anomaly of one entity on one day: {', '.join(ROW_FIELDS)} (delta_value = observed_value "
-        "- baseline_value). Rows are matched to the hidden rows on date|entity_type|entity_name; the "
-        "score in [0, 1] rewards matched rows with correct fields and penalizes extra, duplicate and "
-        "invalid rows, so submit only confirmed anomalies. Copy rows from the non-normal assessments "
-        f"of the detection methods ({detectors}), or name payload_generators and the server builds "
-        "the rows. The episode ends at a perfect score or when the budget is spent."
+        f"- baseline_value). {EVIDENCE_RULE} A supported row's fields are graded against its detection "
+        "answer; the score in [0, 1] rewards exactly right rows and penalizes unsupported, duplicate "
+        "and invalid rows. Copy rows from the non-normal assessments of the detection methods "
+        f"({detectors}); payload_generators make the server format rows, which count only where "
+        "confirmed. The episode ends at a perfect score, when the submissions are used or when the "
+        "budget is spent."
     )
 
 

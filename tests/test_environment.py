@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from evidence_calls import confirm
 
 from metric_tracker_rl import (
     MetricTrackerRlAction,
@@ -21,6 +22,8 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl.arguments import ResetArgs
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import DEBUG_ENV_VAR
+from metric_tracker_rl.evidence import Evidence
+from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.generator import DECOY_FAMILIES
 
 TASK = "hard_mixed_multi"
@@ -261,11 +264,12 @@ def test_submission_grades_classifications_and_payload_generators_together():
     env, _ = make_env()
     ep = truth()
     classification = expected_payload()[:1]
+    spent = sum(obs.analysis_result["cost"] for obs in confirm(env, expected_payload()))
     generators = [{"method_name": "get_rate_drop_from_median_rows", "threshold_multiplier": 3.0}]
     obs = env.step(MetricTrackerRlAction(classifications=classification, payload_generators=generators))
     assert obs.status == "graded"
     generated = analysis.build_payload(ep, analysis.parse_generator_specs(generators))
-    want = grading.grade_submission([*classification, *generated], ep.expected_rows, ep.dates)
+    want = grading.grade_submission([*classification, *generated], ep.expected_rows, ep.dates, env.evidence)
     assert obs.reward == want.score
     assert obs.reward_breakdown == want.breakdown
     # a submission shows the generated rows' keys and families, not their canonical values
@@ -274,17 +278,53 @@ def test_submission_grades_classifications_and_payload_generators_together():
     assert obs.reward_breakdown["submitted_rows"] == len(classification) + len(generated)
     assert obs.submitted_rows == classification
     assert env.state.submissions_used == 1
-    assert obs.budget["steps_used"] == C.SUBMISSION_COST
+    assert obs.budget["steps_used"] == spent + C.SUBMISSION_COST
 
 
-def test_payload_generators_alone_are_graded():
+def test_generated_rows_earn_nothing_without_evidence():
+    """A calibrated or lucky generator formats rows; it does not confirm them."""
     env, _ = make_env()
     ep = truth()
     generators = [{"method_name": "get_median_filter_rows", "threshold_multiplier": 2.5}]
     obs = env.step(MetricTrackerRlAction(payload_generators=generators))
     rows = analysis.build_payload(ep, analysis.parse_generator_specs(generators))
     assert obs.status == "graded"
-    assert obs.reward == grading.grade_submission(rows, ep.expected_rows, ep.dates).score
+    assert obs.reward == grading.grade_submission(rows, ep.expected_rows, ep.dates, Evidence()).score == 0.0
+    assert obs.reward_breakdown["unsupported_rows"] == len(rows)
+    assert obs.reward_breakdown["matched_rows"] == 0
+
+
+def test_confirm_then_generate_the_smallest_payload():
+    """The generator path: confirm with the detection methods, then let a generator narrowed
+    to the confirmed entities write the rows."""
+    env, _ = make_env()
+    payload = expected_payload()
+    confirm(env, payload)
+    generators = [
+        {
+            "method_name": family.generator_method,
+            "metric_name": row["entity_name"],
+            "threshold_multiplier": 0.0,
+        }
+        for row in payload
+        for family in FAMILIES
+        if family.anomaly_type == row["anomaly_type"]
+    ]
+    obs = env.step(MetricTrackerRlAction(payload_generators=generators))
+    assert obs.status == "graded"
+    assert obs.reward_breakdown["matched_rows"] == len(payload)
+    assert obs.reward_breakdown["exact_rows"] == len(payload)
+    # the generators also wrote rows nobody confirmed: they cost as extra rows
+    assert obs.reward_breakdown["unsupported_rows"] == obs.reward_breakdown["valid_rows"] - len(payload)
+
+
+def test_an_action_without_analysis_method_says_it_was_a_submission():
+    env, _ = make_env()
+    obs = env.step(MetricTrackerRlAction(analysis_args={"date": "2026-03-10"}))
+    assert obs.status == "graded"
+    assert "analysis_method was null, so the action was a submission" in obs.message
+    obs = env.step(MetricTrackerRlAction())
+    assert "an action without analysis_method is a submission: this one held no rows" in obs.message
 
 
 def test_empty_submission_scores_zero_and_uses_a_submission():
@@ -299,6 +339,7 @@ def test_empty_submission_scores_zero_and_uses_a_submission():
 
 def test_perfect_submission_ends_the_episode():
     env, _ = make_env()
+    confirm(env, expected_payload())
     obs = env.step(MetricTrackerRlAction(classifications=expected_payload()))
     assert obs.status == "graded"
     assert obs.reward == 1.0
@@ -308,9 +349,22 @@ def test_perfect_submission_ends_the_episode():
     assert later.status == "finished" and later.done is True and later.reward == 1.0
 
 
+def test_the_same_rows_unconfirmed_score_zero():
+    env, _ = make_env()
+    obs = env.step(MetricTrackerRlAction(classifications=expected_payload()))
+    assert obs.reward == 0.0
+    assert obs.reward_breakdown["unsupported_rows"] == obs.expected_row_count
+    for row in expected_payload():
+        key = f"{row['date']}|{row['entity_type']}|{row['entity_name']}"
+        assert any(
+            issue.startswith("row ") and f"({key}): unsupported" in issue for issue in obs.submission_issues
+        )
+
+
 def test_three_graded_submissions_end_the_episode_with_the_last_score():
     env, _ = make_env()
     payload = expected_payload()
+    confirm(env, payload)
     scores = []
     for rows in ([], payload[:1], payload[:2]):
         obs = env.step(MetricTrackerRlAction(classifications=rows))
@@ -326,26 +380,36 @@ def test_three_graded_submissions_end_the_episode_with_the_last_score():
     assert env.state.submissions_used == 3
 
 
-def test_step_budget_ends_the_episode():
+def test_analysis_never_spends_the_unit_of_the_report():
+    """Analysis stops one unit short of the budget: further calls are refused at no cost and
+    the episode goes on; the report then spends the last unit and ends it."""
     env, first_obs = make_env()
     budget = first_obs.budget["max_steps"]
-    first = env.step(MetricTrackerRlAction(classifications=expected_payload()[:2]))
+    payload = expected_payload()
+    confirm(env, payload[:2])
+    first = env.step(MetricTrackerRlAction(classifications=payload[:2]))
     assert first.status == "graded" and not first.done
-    for used in range(2, budget + 1):
-        obs = analyse(env, "list_dates")
-        assert obs.budget["steps_used"] == used and obs.budget["steps_left"] == budget - used
-        assert obs.done is (used == budget), used
-    assert obs.reward == first.reward  # the episode's reward is its last graded score
+    while (obs := analyse(env, "list_dates")).status == "analysis":
+        assert obs.budget["analysis_steps_left"] == budget - C.SUBMISSION_COST - obs.budget["steps_used"]
+        assert not obs.done and obs.reward == 0.0
+    assert obs.status == "error" and "left for analysis" in obs.message
+    assert obs.analysis_result["cost"] == 0 and obs.budget["steps_used"] == budget - C.SUBMISSION_COST
+    assert not obs.done and obs.budget["analysis_steps_left"] == 0
+    assert env.step({"analysis_method": 5}).budget["steps_used"] == budget - C.SUBMISSION_COST  # free too
+    last = env.step(MetricTrackerRlAction(classifications=payload[:1]))
+    assert last.status == "graded" and last.done and "Step budget spent" in last.message
+    assert last.reward < first.reward  # the episode's reward is its last graded score
     later = analyse(env, "list_dates")
-    assert later.status == "finished" and later.done and later.reward == first.reward
-    assert env.state.step_count == budget
+    assert later.status == "finished" and later.done and later.reward == last.reward
 
 
-def test_step_budget_without_any_submission_gives_zero():
+def test_the_final_submission_is_always_possible():
     env, first_obs = make_env()
-    for _ in range(first_obs.budget["max_steps"]):
+    for _ in range(first_obs.budget["max_steps"] + 5):
         obs = analyse(env, "list_dates")
-    assert obs.done is True and obs.reward == 0.0
+        assert not obs.done
+    graded = env.step(MetricTrackerRlAction())
+    assert graded.status == "graded" and graded.done is True and graded.reward == 0.0
     assert env.step(MetricTrackerRlAction()).status == "finished"
 
 
@@ -361,6 +425,7 @@ def test_the_default_budget_is_set_by_difficulty_and_expected_rows(task_id):
     assert obs.budget == {
         "steps_used": 0,
         "steps_left": want,
+        "analysis_steps_left": want - C.SUBMISSION_COST,
         "max_steps": want,
         "submissions_used": 0,
         "max_submissions": C.DEFAULT_MAX_SUBMISSIONS,
@@ -405,24 +470,25 @@ def test_each_action_spends_its_cost():
 
 
 def test_a_call_the_budget_cannot_pay_is_refused_and_costs_an_error():
-    env = MetricTrackerRlEnvironment(max_steps=4)
+    env = MetricTrackerRlEnvironment(max_steps=5)
     date = env.reset(task_id=TASK).config["start_date"]
     analyse(env, "list_dates")
     analyse(env, "list_entities")
     obs = analyse(env, "detect_funnel_break", date=date)
-    assert obs.status == "error" and "costs 3 budget units but only 2 are left" in obs.message
+    assert obs.status == "error" and "costs 3 budget units but only 2 are left for analysis" in obs.message
     assert obs.analysis_result["cost"] == C.ERROR_COST and "result" not in obs.analysis_result
     assert obs.budget["steps_used"] == 3 and not obs.done
     assert env.step(MetricTrackerRlAction(classifications=expected_payload()[:1])).status == "graded"
 
 
 def test_generator_rows_beyond_the_budget_are_not_shown():
-    env = MetricTrackerRlEnvironment(max_steps=6)
+    env = MetricTrackerRlEnvironment(max_steps=7)
     env.reset(task_id=TASK)
     obs = analyse(env, "get_median_filter_rows", threshold_multiplier=1.0)
     result = obs.analysis_result["result"]
     assert result["row_count"] == (6 - 1) // C.GENERATOR_ROW_COST and result["truncated"]
     assert obs.budget["steps_used"] == 1 + C.GENERATOR_ROW_COST * result["row_count"] <= 6
+    assert obs.budget["steps_left"] >= C.SUBMISSION_COST
 
 
 def test_malformed_payload_generators_give_an_error_and_the_session_keeps_working():
@@ -441,6 +507,7 @@ def test_malformed_payload_generators_give_an_error_and_the_session_keeps_workin
         assert obs.done is False and obs.reward == 0.0
     assert env.state.submissions_used == 0
     assert analyse(env, "list_dates").status == "analysis"
+    confirm(env, expected_payload())
     graded = env.step(MetricTrackerRlAction(classifications=expected_payload()))
     assert graded.status == "graded" and graded.reward == 1.0
 

@@ -1,5 +1,9 @@
-"""The grader: bounds, invariants, component weights, penalties, the reward shape,
-aggregate feedback that no per-row verdict can be read from, no leaks."""
+"""The grader: only evidence earns credit; bounds, invariants, component weights, penalties,
+the reward shape, feedback that depends on the agent's own calls only, no leaks.
+
+Most tests grade with the evidence of an episode whose agent confirmed every expected row
+(``Evidence.confirming``), to check the scoring of supported rows; the tests of the evidence
+rule itself give other evidence."""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from hypothesis import strategies as st
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import episode, grading, tasks
-from metric_tracker_rl.families import ANOMALY_TYPES, ENTITY_NAMES_BY_TYPE
+from metric_tracker_rl.evidence import Evidence
+from metric_tracker_rl.families import ANOMALY_TYPES, DETECTION_METHOD_BY_ENTITY_TYPE, ENTITY_NAMES_BY_TYPE
 from metric_tracker_rl.rows import AnomalyRow, validate_rows
 
 W = C.GRADE_WEIGHTS
@@ -36,8 +41,18 @@ def expected_dicts(ep: episode.Episode) -> list[dict[str, Any]]:
     return [row.model_dump() for row in ep.expected_rows]
 
 
-def grade(rows: list[Any], ep: episode.Episode, expected: list[AnomalyRow] | None = None):
-    return grading.grade_submission(rows, list(ep.expected_rows) if expected is None else expected, ep.dates)
+def grade(
+    rows: list[Any],
+    ep: episode.Episode,
+    expected: list[AnomalyRow] | None = None,
+    evidence: Evidence | None = None,
+):
+    """Grade against the episode's truth (or ``expected``), with every expected row confirmed
+    unless other ``evidence`` is given."""
+    truth = list(ep.expected_rows) if expected is None else expected
+    if evidence is None:
+        evidence = Evidence.confirming(truth)
+    return grading.grade_submission(rows, truth, ep.dates, evidence)
 
 
 def key_of(row: dict[str, Any]) -> str:
@@ -56,7 +71,7 @@ def extra_rows(ep: episode.Episode, n: int, seed: int = 0) -> list[dict[str, Any
             "entity_type": entity_type,
             "entity_name": rng.choice(ENTITY_NAMES_BY_TYPE[entity_type]),
             "anomaly_type": rng.choice(ANOMALY_TYPES),
-            "detection_method": "compare_rate_to_median",
+            "detection_method": DETECTION_METHOD_BY_ENTITY_TYPE[entity_type],
             "baseline_value": 10.0,
             "observed_value": 12.0,
             "delta_value": 2.0,
@@ -78,8 +93,9 @@ def test_perfect_submission_scores_exactly_one(task_id):
     assert result.correct_row_count == len(ep.expected_rows)
     n = len(ep.expected_rows)
     assert result.issues == [
-        f"{n} of {n} valid rows match expected anomalies, 0 are extra, 0 expected anomalies are missing",
-        f"of the {n} matched rows, {n} are right in every field; right per field: "
+        f"valid rows: {n}; supported by this episode's detection calls: {n} (these earn credit); "
+        f"unsupported: 0 (each costs as an extra row); expected anomaly rows not reported: 0 of {n}",
+        f"supported rows matching their detection answer in every field: {n} of {n}; right per field: "
         + ", ".join(f"{name} {n}" for name in grading.FIELD_CHECKS),
     ]
     for component in W:
@@ -141,7 +157,7 @@ def test_the_grader_is_an_openenv_rubric_with_named_parts(ep):
     names = [name for name, _ in rubric.named_rubrics()]
     assert names == [*grading.COMPONENTS, *grading.PENALTIES]
     rows = expected_dicts(ep)[1:] + extra_rows(ep, 1)
-    score = rubric(rows, grading.Truth(ep.expected_rows, ep.dates))
+    score = rubric(rows, grading.Grounds(ep.expected_rows, ep.dates, Evidence.confirming(ep.expected_rows)))
     result = rubric.last_result
     assert score == result.score == grade(rows, ep).score
     for name, part in rubric.named_rubrics():
@@ -154,7 +170,7 @@ def test_hooks_on_a_part_of_the_score_run(ep):
     rubric.recall.register_forward_pre_hook(lambda part, action, match: seen.append(("pre", match.matched)))
     rubric.recall.register_forward_hook(lambda part, action, match, score: seen.append(("post", score)))
     rows = expected_dicts(ep)[1:]
-    rubric(rows, grading.Truth(ep.expected_rows, ep.dates))
+    rubric(rows, grading.Grounds(ep.expected_rows, ep.dates, Evidence.confirming(ep.expected_rows)))
     assert seen == [("pre", len(rows)), ("post", rubric.recall.last_score)]
     assert rubric.recall.last_score == pytest.approx(len(rows) / len(ep.expected_rows))
 
@@ -185,16 +201,25 @@ def test_wrong_anomaly_type_costs_its_weight(ep):
     assert result.breakdown["anomaly_type_correct"] == n - 1
     assert result.correct_row_count == n - 1
     assert any(f"anomaly_type {n - 1}," in issue for issue in result.issues)
-    assert not any(row.key in issue for issue in result.issues)  # which row is wrong stays unsaid
+    # the agent holds the detection answer of a supported row: the feedback says what differs
+    assert f"row 0 ({row.key}): differs from {row.detection_method}'s answer in anomaly_type" in result.issues
 
 
-def test_wrong_detection_method_costs_its_weight(ep):
+def test_a_row_naming_another_detection_method_is_unsupported(ep):
+    """The detection method is the evidence a row rests on: a row that names a method which
+    never flagged it earns nothing, and costs as an extra row."""
     n = len(ep.expected_rows)
     row = ep.expected_rows[-1]
-    wrong = "list_suspicious_dates" if row.detection_method != "list_suspicious_dates" else "task_overview"
-    result = grade(_with(ep, n - 1, detection_method=wrong), ep)
-    assert result.score == pytest.approx(1 - W["detection_method"] / n, abs=1e-6)
-    assert result.breakdown["detection_method_correct"] == n - 1
+    result = grade(_with(ep, n - 1, detection_method="list_suspicious_dates"), ep)
+    assert result.breakdown["unsupported_rows"] == 1
+    assert result.breakdown["matched_rows"] == n - 1
+    assert result.score == pytest.approx(
+        W["precision"] * (n - 1) / n + ROW * (n - 1) / n - EXTRA / n, abs=1e-6
+    )
+    assert (
+        f"row {n - 1} ({row.key}): unsupported: 'list_suspicious_dates' is not the detection method of "
+        f"{row.entity_type} rows; {row.detection_method} is, and only rows it flagged earn credit"
+    ) in result.issues
 
 
 def test_wrong_severity_costs_its_weight(ep):
@@ -269,8 +294,8 @@ def test_an_extra_row_costs_precision_and_the_extra_row_penalty(ep):
     assert result.breakdown["precision"] == pytest.approx(n / (n + 1), abs=1e-6)
     assert result.breakdown["extra_row_penalty"] == pytest.approx(EXTRA / n, abs=1e-6)
     assert result.score == pytest.approx(1 - W["precision"] / (n + 1) - EXTRA / n, abs=1e-6)
-    assert result.breakdown["extra_rows"] == 1
-    assert any(", 1 is extra," in issue for issue in result.issues)
+    assert result.breakdown["extra_rows"] == result.breakdown["unsupported_rows"] == 1
+    assert any("unsupported: 1 (each costs as an extra row)" in issue for issue in result.issues)
 
 
 def test_every_extra_row_costs_the_same(ep):
@@ -287,7 +312,7 @@ def test_a_missing_row_costs_recall_and_the_per_row_components(ep):
     assert result.breakdown["recall"] == pytest.approx((n - 1) / n, abs=1e-6)
     assert result.breakdown["missing_rows"] == 1
     assert result.score == pytest.approx(W["precision"] + ROW * (n - 1) / n, abs=1e-6)
-    assert any("1 expected anomaly is missing" in issue for issue in result.issues)
+    assert any(f"expected anomaly rows not reported: 1 of {n}" in issue for issue in result.issues)
 
 
 def test_duplicate_row_penalty(ep):
@@ -489,15 +514,20 @@ def test_adding_an_extra_row_never_increases_the_score(data):
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_dropping_an_expected_row_never_increases_the_score(data):
+def test_dropping_a_supported_row_never_increases_the_score(data):
     """Within the range where no mass-submission penalty applies (see the test below for
-    the boundary)."""
+    the boundary). A row that names another detection method than its answer's is
+    unsupported, and dropping it may well raise the score."""
     ep = _episode(data.draw(st.sampled_from(EPISODES)))
     rows = data.draw(submissions(ep))
-    expected = {row.key for row in ep.expected_rows}
+    supported = {(row.key, row.detection_method) for row in ep.expected_rows}
     keys = [key_of(r) if isinstance(r, dict) and "entity_name" in r else None for r in rows]
     valid = set(validate_rows(rows, ep.dates).positions)
-    droppable = [i for i, k in enumerate(keys) if i in valid and k in expected and keys.count(k) == 1]
+    droppable = [
+        i
+        for i, k in enumerate(keys)
+        if i in valid and (k, rows[i].get("detection_method")) in supported and keys.count(k) == 1
+    ]
     if not droppable:
         return
     before = grade(rows, ep)
@@ -523,14 +553,168 @@ def test_dropping_a_correct_row_must_not_lift_the_mass_submission_penalty(ep):
     )
 
 
+# --- only evidence earns credit ----------------------------------------------------------
+
+
+def _unconfirmed(ep: episode.Episode, keep: int) -> tuple[list[dict[str, Any]], Evidence]:
+    """The expected rows, of which only the first ``keep`` were confirmed by a detection call."""
+    rows = expected_dicts(ep)
+    return rows, Evidence.confirming(ep.expected_rows[:keep])
+
+
+@pytest.mark.parametrize("task_id", EPISODES)
+def test_expected_rows_without_evidence_earn_nothing(task_id):
+    ep = _episode(task_id)
+    n = len(ep.expected_rows)
+    result = grade(expected_dicts(ep), ep, evidence=Evidence())
+    assert result.score == 0.0
+    assert result.breakdown["matched_rows"] == 0
+    assert result.breakdown["unsupported_rows"] == result.breakdown["extra_rows"] == n
+    assert result.breakdown["extra_row_penalty"] == pytest.approx(EXTRA, abs=1e-6)
+    for i, row in enumerate(ep.expected_rows):
+        scope = "this date and entity" if row.detection_method.startswith("compare_") else "this date"
+        assert f"row {i} ({row.key}): unsupported: no earlier {row.detection_method} call on {scope}" in (
+            result.issues
+        )
+
+
+def test_each_confirmed_row_earns_its_share_and_each_unconfirmed_one_costs_an_extra_row(ep):
+    n = len(ep.expected_rows)
+    for keep in range(n + 1):
+        rows, evidence = _unconfirmed(ep, keep)
+        result = grade(rows, ep, evidence=evidence)
+        raw = W["precision"] * keep / n + ROW * keep / n - EXTRA * (n - keep) / n
+        assert result.score == pytest.approx(max(raw, 0.0), abs=1e-6), keep
+        assert result.breakdown["unsupported_rows"] == n - keep
+        assert result.correct_row_count == keep
+
+
+def test_a_normal_answer_is_no_evidence(ep):
+    """A detection call that answered normal for a (date, entity) supports no row of it."""
+    row = ep.expected_rows[0]
+    evidence = Evidence()
+    evidence.record(row.detection_method, [{**row.model_dump(), "anomaly_type": "normal"}])
+    result = grade([row.model_dump()], ep, evidence=evidence)
+    assert result.score == 0.0
+    scope = "this date and entity" if row.detection_method.startswith("compare_") else "this date"
+    assert (
+        f"row 0 ({row.key}): unsupported: {row.detection_method} answered normal on {scope}" in result.issues
+    )
+
+
+def test_evidence_is_recorded_per_method_date_and_entity(ep):
+    row = ep.expected_rows[0]
+    evidence = Evidence()
+    evidence.record(row.detection_method, [row.model_dump()])
+    assert evidence.supports(row)
+    other_day = row.model_copy(update={"date": ep.dates[(ep.dates.index(row.date) + 1) % len(ep.dates)]})
+    other_method = row.model_copy(update={"detection_method": "rows_for_date"})
+    assert not evidence.supports(other_day) and not evidence.supports(other_method)
+    assert evidence.flagged() == [(row.detection_method, row.key)]
+
+
+def _mask(issues: list[str], keys: list[str]) -> list[str]:
+    masked = []
+    for issue in issues:
+        for key in keys:
+            issue = issue.replace(key, "<row>")
+        masked.append(issue)
+    return masked
+
+
+def _not_expected_twins(ep: episode.Episode, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each row, one of the same entity type and detection method whose key is not expected."""
+    expected = {row.key for row in ep.expected_rows}
+    twins = []
+    for row in rows:
+        for date in ep.dates:
+            twin = {**row, "date": date}
+            if key_of(twin) not in expected and twin not in twins:
+                twins.append(twin)
+                break
+    return twins
+
+
+@pytest.mark.parametrize("task_id", EPISODES)
+def test_feedback_is_the_same_whichever_unsupported_rows_are_true(task_id):
+    """Two submissions that differ only in which unsupported rows they hold (true anomalies in
+    one, rows that are not in the other) get the same score and the same feedback, byte for
+    byte once each row's own key is masked: nothing said depends on the truth of a row the
+    agent has no evidence for."""
+    ep = _episode(task_id)
+    n = len(ep.expected_rows)
+    confirmed = max(n // 2, 1)
+    rows, evidence = _unconfirmed(ep, confirmed)
+    true_unsupported = rows[confirmed:]
+    false_unsupported = _not_expected_twins(ep, true_unsupported)
+    assert len(false_unsupported) == len(true_unsupported)
+    base = rows[:confirmed]
+    with_true = grade([*base, *true_unsupported], ep, evidence=evidence)
+    with_false = grade([*base, *false_unsupported], ep, evidence=evidence)
+    assert with_true.score == with_false.score
+    assert with_true.breakdown == with_false.breakdown
+    assert _mask(with_true.issues, [key_of(r) for r in true_unsupported]) == _mask(
+        with_false.issues, [key_of(r) for r in false_unsupported]
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_the_truth_of_unsupported_rows_never_moves_score_or_feedback(data):
+    """The same submission and evidence, graded against two truths of the same size that agree
+    on the supported rows: the same score, breakdown and feedback, byte for byte."""
+    ep = _episode(data.draw(st.sampled_from(EPISODES)))
+    rows = data.draw(submissions(ep))
+    truth = list(ep.expected_rows)
+    confirmed = data.draw(st.lists(st.sampled_from(truth), unique=True)) if truth else []
+    evidence = Evidence.confirming(confirmed)
+    # another truth: every unconfirmed expected row replaced by a row nobody submitted
+    taken = {
+        key_of(r) for r in rows if isinstance(r, dict) and {"date", "entity_type", "entity_name"} <= set(r)
+    }
+    stand_ins = [
+        AnomalyRow.model_validate(r)
+        for r in extra_rows(ep, 60, seed=data.draw(st.integers(0, 100)))
+        if key_of(r) not in taken
+    ]
+    other_truth = [row if row in confirmed else stand_ins.pop() for row in truth]
+    one = grade(rows, ep, truth, evidence)
+    other = grade(rows, ep, other_truth, evidence)
+    assert (one.score, one.breakdown, one.issues) == (other.score, other.breakdown, other.issues)
+
+
+def test_a_supported_row_with_guessed_values_is_told_which_fields_differ(ep):
+    row = ep.expected_rows[0]
+    guessed = {**row.model_dump(), "observed_value": row.observed_value + 1e6, "delta_value": 1e6}
+    result = grade([guessed], ep, evidence=Evidence.confirming([row]))
+    assert (
+        f"row 0 ({row.key}): differs from {row.detection_method}'s answer in observed_value, delta_value"
+        in result.issues
+    )
+
+
+def test_exact_supported_rows_are_not_named(ep):
+    """A supported row that matches its detection answer needs no note."""
+    result = grade(expected_dicts(ep), ep)
+    assert not any(issue.startswith("row ") for issue in result.issues)
+
+
 # --- feedback never reveals hidden rows -------------------------------------------------
 
 
-def _assert_no_leak(result: grading.GradeResult, ep: episode.Episode) -> None:
+def _assert_no_leak(result: grading.GradeResult, ep: episode.Episode, submitted: list[Any]) -> None:
+    """No key or value of an expected row that the submission did not itself hold."""
+    own = {
+        key_of(r)
+        for r in submitted
+        if isinstance(r, dict) and {"date", "entity_type", "entity_name"} <= set(r)
+    }
     issues = list(result.issues)
     breakdown_text = json.dumps(result.breakdown)
     text = "\n".join(issues) + "\n" + breakdown_text
     for row in ep.expected_rows:
+        if row.key in own:
+            continue
         assert row.key not in text
         for issue in issues:
             assert not (row.entity_name in issue and row.date in issue), issue
@@ -555,15 +739,16 @@ def _near_misses(ep: episode.Episode) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("task_id", EPISODES)
 def test_feedback_never_reveals_hidden_rows(task_id):
     ep = _episode(task_id)
-    empty = grade([], ep)
-    _assert_no_leak(empty, ep)
+    empty = grade([], ep, evidence=Evidence())
+    _assert_no_leak(empty, ep, [])
     assert empty.breakdown["missing_rows"] == len(ep.expected_rows)
     wrong = _near_misses(ep) + extra_rows(ep, 3)
-    result = grade(wrong, ep)
+    result = grade(wrong, ep, evidence=Evidence())
     assert result.breakdown["matched_rows"] == 0
-    _assert_no_leak(result, ep)
+    _assert_no_leak(result, ep, wrong)
     # invalid rows are described by their own content only
-    _assert_no_leak(grade([None, {"date": "x"}, *_near_misses(ep)], ep), ep)
+    odd = [None, {"date": "x"}, *_near_misses(ep)]
+    _assert_no_leak(grade(odd, ep, evidence=Evidence()), ep, odd)
 
 
 # --- the reward shape: every correct row counts -----------------------------------------
@@ -583,36 +768,3 @@ def test_an_exact_subset_scores_its_share(seed):
         shares.append(score)
     assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == 1.0
     assert len(set(shares)) == n + 1  # every row moves the score
-
-
-# --- aggregate feedback: no per-row verdicts --------------------------------------------
-
-
-def _feedback(result: grading.GradeResult) -> tuple[list[str], dict[str, Any]]:
-    return result.issues, result.breakdown
-
-
-@pytest.mark.parametrize("task_id", ["medium_mixed_pair", "hard_mixed_multi"])
-def test_feedback_is_the_same_when_expected_and_other_rows_swap_places(task_id):
-    ep = _episode(task_id)
-    truth = expected_dicts(ep)
-    extras = extra_rows(ep, 4, seed=11)
-    base = grade([truth[0], truth[1], extras[0], extras[1]], ep)
-    for rows in (
-        [extras[0], truth[0], extras[1], truth[1]],  # other order
-        [extras[1], extras[0], truth[1], truth[0]],
-        [truth[1], extras[2], truth[0], extras[3]],  # other extra rows at other places
-        [extras[3], truth[0], extras[2], truth[1]],
-    ):
-        assert _feedback(grade(rows, ep)) == _feedback(base)
-    if len(truth) > 2:  # another expected row in place of one: same counts, same feedback
-        assert _feedback(grade([truth[2], truth[1], extras[0], extras[1]], ep)) == _feedback(base)
-
-
-def test_no_issue_names_a_valid_row(ep):
-    """Only invalid and duplicate rows (public facts) are named; valid rows never are."""
-    rows = expected_dicts(ep)[:2] + extra_rows(ep, 3)
-    for issue in grade(rows, ep).issues:
-        assert not issue.startswith("row "), issue
-        for row in rows:
-            assert key_of(row) not in issue

@@ -1,9 +1,9 @@
 """Investigation must pay: recipes that skip the investigation stay under fixed bounds,
 and the reference investigator's score rises with its budget.
 
-The configs are medium and hard training configs (every scenario family and density) and
-the named tasks with the evaluation split; ``bench/validity.py`` runs the same recipes on
-more configs and prints the table the README shows.
+The configs are training configs of every difficulty, scenario family and density, and the
+named tasks with the evaluation split; ``bench/validity.py`` runs the same recipes on more
+configs and prints the table the README shows.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import itertools
 import statistics
 from typing import Any
 
-import numpy as np
 import pytest
 
-from metric_tracker_rl import analysis, episode, grading, tasks
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.agents import AGENTS
+from metric_tracker_rl import tasks
+from metric_tracker_rl.agents import AGENTS, WITHOUT_EVIDENCE
 from metric_tracker_rl.agents.shortcuts import ExplorerAgent
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.families import SCENARIO_FAMILIES
@@ -30,16 +29,25 @@ CONFIGS = [
     )
 ]
 HARD = [c for c in CONFIGS if c["difficulty"] == "hard"]
+EASY = [
+    {"seed": SEED_BASE + 100 + i, "scenario_family": family, "difficulty": "easy", "anomaly_density": "medium"}
+    for i, family in enumerate(SCENARIO_FAMILIES)
+]
 NAMED_AND_EVAL = [{"task_id": t} for t in tasks.NAMED_TASKS] + [dict(c) for c in tasks.EVAL_SPLIT]
+SHORTCUT_CEILING = 0.3
+
+
+def difficulty_of(config: dict[str, Any]) -> str:
+    return tasks.NAMED_TASKS[config["task_id"]].difficulty if "task_id" in config else config["difficulty"]
+
+
+def play(agent: str | Any, config: dict[str, Any], max_steps: int | None = None):
+    player = AGENTS[agent]() if isinstance(agent, str) else agent
+    return player.play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
 
 
 def mean_score(agent: str | Any, configs: list[dict[str, Any]], max_steps: int | None = None) -> float:
-    scores = []
-    for config in configs:
-        player = AGENTS[agent]() if isinstance(agent, str) else agent
-        final = player.play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
-        scores.append(float(final.reward or 0.0))
-    return statistics.fmean(scores)
+    return statistics.fmean(float(play(agent, config, max_steps).reward or 0.0) for config in configs)
 
 
 def test_the_config_set_is_broad():
@@ -47,40 +55,33 @@ def test_the_config_set_is_broad():
     assert {c["scenario_family"] for c in CONFIGS} == set(SCENARIO_FAMILIES)
 
 
-# --- shortcut classes (medium and hard) ------------------------------------------------------
+# --- only evidence earns credit ------------------------------------------------------------
 
 
-def test_the_feedback_oracle_scores_at_most_0_3():
-    assert mean_score("feedback_oracle", CONFIGS) <= 0.3
+@pytest.mark.parametrize("agent", WITHOUT_EVIDENCE)
+def test_recipes_that_never_call_a_detection_method_score_at_most_0_3_on_every_difficulty(agent):
+    """Generators calibrated into the public rule, per-field feedback probes, daily views plus
+    the thresholds, rankings, blind payloads: on training and evaluation configs alike."""
+    for configs in (EASY + CONFIGS, NAMED_AND_EVAL):
+        by_difficulty: dict[str, list[float]] = {}
+        for config in configs:
+            final = play(agent, config)
+            by_difficulty.setdefault(difficulty_of(config), []).append(float(final.reward or 0.0))
+        for difficulty, scores in by_difficulty.items():
+            assert statistics.fmean(scores) <= SHORTCUT_CEILING, (difficulty, statistics.fmean(scores))
 
 
-def test_dump_and_filter_at_the_lowest_threshold_scores_at_most_0_5():
-    assert mean_score("dump_and_filter", CONFIGS) <= 0.5
+@pytest.mark.parametrize("agent", ["calibrated_scan", "dump_and_filter", "detector_scan", "explorer"])
+def test_no_call_spends_the_unit_the_report_needs(agent):
+    """Recipes that spend the budget to its end still get their report graded."""
+    for config in HARD:
+        final = play(agent, config)
+        assert final.status == "graded" and final.budget["submissions_used"] >= 1, config
 
 
 @pytest.mark.parametrize("agent", ["date_scan", "detector_scan"])
 def test_exhaustive_per_date_scans_score_at_most_0_7_on_hard(agent):
     assert mean_score(agent, HARD) <= 0.7
-
-
-@pytest.mark.parametrize("agent", ["hint_guess", "payload_search", "scripted", "mass", "random", "empty"])
-def test_other_shortcuts_score_at_most_0_5(agent):
-    assert mean_score(agent, CONFIGS) <= 0.5
-
-
-def test_no_single_payload_generator_scores_well():
-    """Submitting one generator at one threshold, blind, stays low on every config set."""
-    generators = [g for g in analysis.GENERATOR_METHODS]
-    episodes = [episode.build_episode(tasks.config_for(**c)) for c in CONFIGS[::3]]
-    best = 0.0
-    for generator, k in itertools.product(generators, (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)):
-        specs = analysis.parse_generator_specs([{"method_name": generator, "threshold_multiplier": k}])
-        scores = [
-            grading.grade_submission(analysis.build_payload(ep, specs), ep.expected_rows, ep.dates).score
-            for ep in episodes
-        ]
-        best = max(best, float(np.mean(scores)))
-    assert best <= 0.35
 
 
 # --- the honest investigator ------------------------------------------------------------------

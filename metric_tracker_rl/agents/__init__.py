@@ -5,11 +5,15 @@ from metric_tracker_rl.agents.base import Agent, ClientHandle, EnvHandle
 from metric_tracker_rl.agents.llm import LLMAgent
 from metric_tracker_rl.agents.scripted import ScriptedAgent
 from metric_tracker_rl.agents.shortcuts import (
+    CalibratedPayloadAgent,
+    CalibratedScanAgent,
+    DailyScanAgent,
     DateScanAgent,
     DetectorScanAgent,
     DumpAndFilterAgent,
     ExplorerAgent,
     FeedbackOracleAgent,
+    FieldProbeAgent,
     HintGuessAgent,
     PayloadSearchAgent,
 )
@@ -19,13 +23,32 @@ from metric_tracker_rl.agents.trivial import EmptyAgent, MassAgent, RandomAgent
 BASELINES = (EmptyAgent, MassAgent, RandomAgent, ScriptedAgent, SolverAgent, LLMAgent)
 SHORTCUTS = (
     FeedbackOracleAgent,
+    FieldProbeAgent,
+    PayloadSearchAgent,
+    CalibratedPayloadAgent,
+    CalibratedScanAgent,
     DumpAndFilterAgent,
+    DailyScanAgent,
     DateScanAgent,
     DetectorScanAgent,
     HintGuessAgent,
-    PayloadSearchAgent,
     ExplorerAgent,
 )
 AGENTS = {a.name: a for a in (*BASELINES, *SHORTCUTS)}
+# Recipes that never call the detection method of a row they report: only evidence earns
+# credit, so none may score well (bench/validity.py, tests/test_investigation.py).
+WITHOUT_EVIDENCE = (
+    "mass",
+    "random",
+    "scripted",
+    "feedback_oracle",
+    "field_probe",
+    "payload_search",
+    "calibrated_payload",
+    "calibrated_scan",
+    "dump_and_filter",
+    "daily_scan",
+    "hint_guess",
+)
 
-__all__ = ["AGENTS", "Agent", "ClientHandle", "EnvHandle"]
+__all__ = ["AGENTS", "WITHOUT_EVIDENCE", "Agent", "ClientHandle", "EnvHandle"]

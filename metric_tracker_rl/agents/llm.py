@@ -220,8 +220,8 @@ class _Episode:
         endpoint_ok = True
         text_replies = 0
         for _ in range(self.agent.max_rounds):
-            if turns.done or turns.steps_left() <= turns.reserve():
-                break
+            if turns.done or (turns.graded is None and turns.analysis_left() == 0):
+                break  # only the report's unit is left: it is asked for below
             try:
                 self.requests += 1
                 message = self.agent.complete(self.messages)

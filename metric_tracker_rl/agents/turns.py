@@ -22,39 +22,61 @@ from metric_tracker_rl.arguments import SUBMIT_ARGUMENTS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.tools import SUBMIT_REPORT
 
-DEFAULT_MAX_RESULT_CHARS = 8000  # a tool result longer than this is cut (lists shortened)
+# A tool result longer than this is cut (lists shortened). Every analysis result fits at its
+# largest arguments (tests/test_llm_agent.py), so no call is charged for rows it does not show.
+DEFAULT_MAX_RESULT_CHARS = 16000
 MAX_ISSUES_SHOWN = 20
 ACTION_LABEL_CHARS = 100
 
 SYSTEM_PROMPT = """\
 You are a careful product-analytics investigator. Four weeks of product-funnel metrics \
 (app_opens -> menu_opens -> product_added_to_cart -> orders_placed -> payment_successful, \
-daily and hourly) contain a known number of seeded anomalies. You see the data only through \
-the read-only analysis tools. Every tool call spends budget units (its cost is in its \
-description); the budget is small, so spend it where the evidence points.
+daily and hourly) contain seeded anomalies. You see the data only through the read-only \
+analysis tools. Every tool call spends budget units (its cost is in its description); the \
+budget is small, so spend it where the evidence points. The last unit is always kept for \
+the report.
 
-How to work:
-1. task_overview gives the expected row count, the anomaly families with their detection \
-methods, and the public threshold of every entity (beyond it: anomaly; inside it: noise).
-2. list_suspicious_dates ranks the dates by their most unusual statistics (with entity_type, \
-by one entity type's only: useful when the config's scenario_family names one family). A \
-ranking is a hint, not a verdict: unusual days that are not anomalies (decoys) rank high too.
-3. Examine the most promising dates with the method their signals call for: \
-compare_rate_to_median / compare_count_to_median for one rate or count, rows_for_date for all \
-daily counts and rates of a date, detect_funnel_break, check_impossible_counts and \
-hourly_rows_for_date for hour-level problems. A non-normal assessment is a row in the \
-submission schema, with the exact values.
-4. Call submit_report with the confirmed rows (values copied exactly). Each exactly right \
-row earns its share of the score; extra rows cost. Keep one unit for the submission.
+The rule of grading: only evidence earns credit. A reported row counts only if, earlier in \
+this episode, its detection_method was called on the row's date (and on its entity, for \
+compare_rate_to_median and compare_count_to_median) and flagged that date and entity. Any \
+other row earns nothing and costs as much as a wrong row, even if it is a real anomaly. \
+Rankings, raw rows, statistics and the get_*_rows generators only point at candidates; \
+payload_generators only format rows, they confirm nothing.
 
-Feedback on a submission is aggregate (how many rows matched, were extra or missing); you \
-may resubmit while submissions remain. A long tool result is cut and says so under \
-"truncated". When you are finished, reply without a tool call."""
+Tools:
+- task_overview: the anomaly families with their detection methods, and the public \
+threshold of every entity (beyond it: anomaly; inside it: noise).
+- list_suspicious_dates ranks dates by their most unusual statistics (with entity_type, by \
+one entity type's only). A ranking is a hint, not a verdict: unusual days that are not \
+anomalies rank high too.
+- Detection methods: compare_rate_to_median / compare_count_to_median judge one rate or \
+count on one date; detect_funnel_break, check_impossible_counts and hourly_rows_for_date \
+judge every funnel step, step pair or the traffic mix of a date. A non-normal assessment is \
+a row in the submission schema, with the exact values; rows_for_date shows all daily counts \
+and rates of a date next to their medians.
+- submit_report grades the confirmed rows (copy the assessments exactly). Each exactly \
+right row earns its share of the score; unsupported and wrong rows cost.
 
-TRUNCATION_HINT = (
-    "The result was too long: lists were cut to their first items. Narrow the call (metric_name or "
-    "metric_names, a higher threshold_multiplier, one date)."
-)
+Feedback on a submission names each unsupported row and the call it lacks, and each field of \
+a supported row that differs from its detection answer; you may resubmit while submissions \
+remain. A long tool result is cut and says so under "truncated". When you are finished, \
+reply without a tool call."""
+
+
+def truncation_hint(method: str | None) -> str:
+    """How to narrow a call whose result was cut, naming only arguments the method takes."""
+    fields = set(REGISTRY[method].args_model.model_fields) if method in REGISTRY else set()
+    ways = []
+    if "metric_name" in fields:
+        ways.append("metric_name or metric_names")
+    if "threshold_multiplier" in fields:
+        ways.append("a higher threshold_multiplier")
+    if "limit" in fields:
+        ways.append("a smaller limit")
+    if "rows" in fields:
+        ways.append("fewer rows")
+    how = f" Narrow the call ({', '.join(ways)})." if ways else ""
+    return f"The result was too long: lists were cut to their first items.{how}"
 
 
 @dataclass(frozen=True)
@@ -90,9 +112,10 @@ def _longest_list(node: Any, path: str = "") -> tuple[int, str, Any, Any] | None
     return best
 
 
-def compact_json(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
+def compact_json(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS, method: str | None = None) -> str:
     """Compact JSON of ``value``; when too long, the longest lists are cut (first items kept)
-    until it fits, and a ``truncated`` note says what was cut. The output stays valid JSON."""
+    until it fits, and a ``truncated`` note says what was cut and how to narrow ``method``'s
+    call. The output stays valid JSON."""
     text = json_text(value)
     if len(text) <= max_chars:
         return text
@@ -102,7 +125,7 @@ def compact_json(value: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
     def render() -> str:
         note = {
             "lists": {path: f"{shown} of {total} items shown" for path, (shown, total) in cut.items()},
-            "hint": TRUNCATION_HINT,
+            "hint": truncation_hint(method),
         }
         wrapped = (
             {"truncated": note, **data} if isinstance(data, dict) else {"truncated": note, "value": data}
@@ -180,9 +203,12 @@ class ToolTurns:
         used = self.last.budget.get("steps_used", self.steps_before + self.steps)
         return int(self.last.budget.get("max_steps", self.max_steps)) - int(used)
 
-    def reserve(self) -> int:
-        """Steps kept back for the final submission while nothing is graded yet."""
-        return 0 if self.graded is not None else 1
+    def analysis_left(self) -> int:
+        """Units analysis may still spend: the environment keeps the last one for the report."""
+        budget = self.last.budget
+        if "analysis_steps_left" in budget:
+            return int(budget["analysis_steps_left"])
+        return max(self.steps_left() - 1, 0)
 
     # --- one tool call ----------------------------------------------------------------------
 
@@ -198,22 +224,23 @@ class ToolTurns:
         if name not in REGISTRY:
             return self._json({"error": f"unknown tool {name!r}; available: {[*REGISTRY, SUBMIT_REPORT]}"})
         cost = self.costs.get(name, 1)
-        if self.steps_left() - cost < self.reserve():
+        if cost > self.analysis_left():
             return self._json(
                 {
-                    "error": f"budget: {name} costs {cost} units and {self.steps_left()} are left, "
-                    "one of them for the submission; call a cheaper tool or submit_report now",
+                    "error": f"budget: {name} costs {cost} units and {self.analysis_left()} are left for "
+                    "analysis (the last unit is kept for the report); call a cheaper tool or "
+                    "submit_report now",
                     "steps_left": self.steps_left(),
                 }
             )
         obs = self.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments))
         result = obs.analysis_result or {}
         if "result" in result:
-            return self._json({"result": result["result"], "steps_left": self.steps_left()})
+            return self._json({"result": result["result"], "steps_left": self.steps_left()}, name)
         reply = {"error": result.get("error") or obs.message, "steps_left": self.steps_left()}
         if "arguments" in result:
             reply["arguments_schema"] = result["arguments"]
-        return self._json(reply)
+        return self._json(reply, name)
 
     def submit(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Grade a submission; the aggregate feedback (or an error) as an object."""
@@ -261,8 +288,8 @@ class ToolTurns:
             )
         return obs
 
-    def _json(self, value: Any) -> str:
-        return compact_json(value, self.max_result_chars)
+    def _json(self, value: Any, method: str | None = None) -> str:
+        return compact_json(value, self.max_result_chars, method)
 
 
 def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:

@@ -14,6 +14,7 @@ from metric_tracker_rl.analysis.registry import (
     REGISTRY,
     MethodError,
     MethodSpec,
+    assessments_of,
     parse_arguments,
     run_method,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "REGISTRY",
     "MethodError",
     "MethodSpec",
+    "assessments_of",
     "available_methods",
     "build_payload",
     "conversion_metric_definitions",

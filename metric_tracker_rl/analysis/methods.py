@@ -13,6 +13,7 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis.registry import REGISTRY, MethodError, method, parse_arguments
 from metric_tracker_rl.episode import Episode, anomaly_type_for, threshold_description
+from metric_tracker_rl.evidence import EVIDENCE_RULE
 from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES, STATISTIC_KINDS, Family
 from metric_tracker_rl.rows import ROW_FIELDS, RowObject, validate_rows
 
@@ -177,6 +178,7 @@ def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
         },
         "row_schema": list(ROW_FIELDS),
         "delta_value": "observed_value - baseline_value, values rounded to 4 decimals",
+        "grading_rule": EVIDENCE_RULE,
     }
 
 
@@ -423,11 +425,16 @@ def _generator(name: str, doc: str):
     return generate
 
 
+GENERATOR_NOTE = (
+    "A hint, not evidence: a row earns credit only once its detection method flagged it in this episode."
+)
+
+
 def _family_doc(family: Family) -> str:
     return (
         f"Rows of {family.anomaly_type} ({family.entity_type}): days where the {family.statistic} "
         f"statistic deviates {'in either direction' if family.direction == 'both' else family.direction} "
-        "from its median by more than threshold_multiplier x std_from_median."
+        f"from its median by more than threshold_multiplier x std_from_median. {GENERATOR_NOTE}"
     )
 
 
@@ -435,12 +442,12 @@ _GENERATOR_DOCS = {
     **{f.generator_method: _family_doc(f) for f in FAMILIES},
     "get_rows_with_abs_diff_from_median_gt": (
         "Rows for daily counts and conversion rates whose |value - median| exceeds "
-        "threshold_multiplier x std_from_median; the sign picks spike or drop."
+        f"threshold_multiplier x std_from_median; the sign picks spike or drop. {GENERATOR_NOTE}"
     ),
     "get_median_filter_rows": (
         "The broadest filter: every entity statistic (counts, rates, funnel steps, hourly "
         "mix, impossible counts) whose deviation from its median exceeds threshold_multiplier x "
-        "std_from_median on a side its family can flag."
+        f"std_from_median on a side its family can flag. {GENERATOR_NOTE}"
     ),
 }
 for _name in GENERATOR_SELECTIONS:
@@ -483,6 +490,8 @@ def parse_generator_specs(raw: Any) -> list[GeneratorSpec]:
 @method("payload_generator", "submission", PayloadGeneratorArgs, cost=1, cost_per_row=C.GENERATOR_ROW_COST)
 def payload_generator(episode: Episode, args: PayloadGeneratorArgs) -> dict[str, Any]:
     """Build (not grade) the rows that a payload_generators submission would send: each
-    entry names a get_*_rows method, optional metric_name(s) and a threshold_multiplier."""
+    entry names a get_*_rows method, optional metric_name(s) and a threshold_multiplier. A
+    hint, not evidence: a row earns credit only once its detection method flagged it in this
+    episode."""
     rows = build_payload(episode, list(args.generator_methods))
     return {"rows": rows, "row_count": len(rows)}

@@ -116,8 +116,10 @@ def run_method(episode: Episode, name: Any, args: Any, budget_left: int | None =
         assert spec is not None
         if budget_left is not None and budget_left < spec.cost:
             raise MethodError(
-                f"{name} costs {spec.cost} budget units but only {budget_left} "
-                f"{'is' if budget_left == 1 else 'are'} left; the call was refused"
+                f"{name} costs {spec.cost} budget unit{'s' if spec.cost != 1 else ''} but only "
+                f"{budget_left} {'is' if budget_left == 1 else 'are'} left for analysis (the last "
+                f"{C.SUBMISSION_COST} is kept for the report); the call was refused: call a cheaper "
+                "method or submit the report"
             )
         result = spec.function(episode, parsed)
     except MethodError as err:
@@ -127,6 +129,11 @@ def run_method(episode: Episode, name: Any, args: Any, budget_left: int | None =
         result, shown = _cap_rows(result, spec, budget_left)
         cost += spec.cost_per_row * shown
     return {"method": name, "result": result, "cost": cost}
+
+
+def assessments_of(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The assessments a detection ("targeted") method answered: one (compare_*) or a list."""
+    return result.get("assessments", [result])
 
 
 def _cap_rows(

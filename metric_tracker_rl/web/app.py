@@ -31,7 +31,9 @@ EVENT_OPTS: dict[str, Any] = {"concurrency_limit": None}  # per-tab state: nothi
 INTRO = (
     "Pick a named task (or a free config) and reset; investigate with the same read-only methods an "
     "agent calls (each call is a step of the budget; the charts are free); build a submission from "
-    "generator methods or typed rows, preview it, submit it and read the grader's feedback. "
+    "the rows a detection method flagged, typed rows or generator methods, preview it, submit it and "
+    "read the grader's feedback. Only evidence earns credit: a row counts only if its detection "
+    "method flagged it earlier in this episode; generators format rows, they do not confirm them. "
     "Every browser tab is its own episode."
 )
 

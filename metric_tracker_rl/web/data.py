@@ -633,11 +633,13 @@ def feedback_markdown(observation: Any) -> str:
     if observation.status != "graded":
         return f"**{observation.status}**: {observation.message}"
     score = observation.reward_breakdown.get("score", observation.reward)
+    breakdown = observation.reward_breakdown
     lines = [
         f"### Score {float(score):.4f}",
-        f"{observation.reward_breakdown.get('matched_rows', 0)} of {observation.expected_row_count} expected "
-        f"rows matched by date, entity_type and entity_name; {observation.correct_row_count} fully correct. "
-        f"The feedback counts rows; it does not say which. {observation.message}",
+        f"{breakdown.get('matched_rows', 0)} of {observation.expected_row_count} expected rows reported "
+        "with evidence (a detection call of this episode flagged them); "
+        f"{breakdown.get('unsupported_rows', 0)} unsupported (no credit, each costs as an extra row); "
+        f"{observation.correct_row_count} fully correct. {observation.message}",
     ]
     if observation.submission_issues:
         lines.append("")

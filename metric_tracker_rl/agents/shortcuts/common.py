@@ -1,0 +1,118 @@
+"""What the shortcut recipes share: an episode seen through its observations, and the
+public rules they apply locally (thresholds, severities, row shapes)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from metric_tracker_rl import constants as C
+from metric_tracker_rl import statistics as S
+from metric_tracker_rl.agents.base import EnvHandle
+from metric_tracker_rl.families import FAMILIES, family_for
+from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+
+# A feedback line that names a row the grader gives nothing for, with its key.
+UNPAID_ROW_ISSUE = re.compile(r"^row (\d+) \(([^)]*)\): (?:extra row|unsupported)")
+ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
+
+
+class Session:
+    """An episode seen through its observations: the budget left and what calls return."""
+
+    def __init__(self, env: EnvHandle, first: MetricTrackerRlObservation) -> None:
+        self.env = env
+        self.first = first
+        self.costs = {m["name"]: (m["cost"], m.get("cost_per_row", 0)) for m in first.available_methods}
+        self.last = first
+
+    @property
+    def left(self) -> int:
+        """Units left for analysis (the environment keeps the report's unit)."""
+        budget = self.last.budget
+        if "analysis_steps_left" in budget:
+            return int(budget["analysis_steps_left"])
+        return int(budget["max_steps"]) - int(budget["steps_used"]) - C.SUBMISSION_COST
+
+    def affords(self, method: str, rows: int = 0) -> bool:
+        cost, per_row = self.costs[method]
+        return cost + per_row * rows <= self.left
+
+    def call(self, method: str, **args: Any) -> Any:
+        """The method's result, or None for an error or a refused call."""
+        self.last = self.env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
+        result = self.last.analysis_result or {}
+        return result.get("result")
+
+    def submit(self, rows: list[dict[str, Any]], generators: list[dict[str, Any]] | None = None):
+        self.last = self.env.step(
+            MetricTrackerRlAction(classifications=rows, payload_generators=generators or [])
+        )
+        return self.last
+
+
+def lowest_threshold(first: MetricTrackerRlObservation) -> float:
+    """The smallest threshold_multiplier the generators accept, read from their schema."""
+    for method in first.available_methods:
+        if method["kind"] == "generator":
+            prop = method["arguments"]["properties"]["threshold_multiplier"]
+            return float(prop.get("minimum", prop.get("exclusiveMinimum", 0.0)))
+    return 0.0
+
+
+def family_generators(threshold: float) -> list[dict[str, Any]]:
+    return [{"method_name": f.generator_method, "threshold_multiplier": threshold} for f in FAMILIES]
+
+
+def severity(entity_type: str, baseline: float, observed: float, threshold: float) -> str:
+    """The public severity rule, from task_overview's cut-offs."""
+    delta = abs(observed - baseline)
+    if entity_type == "data_quality":
+        return "low"  # needs the predecessor's count; a scanner guesses
+    relative = entity_type in ("event_count", "funnel_step")
+    ratio = delta / (abs(baseline) * threshold) if relative else delta / threshold
+    level = int(np.searchsorted(np.array(C.SEVERITY_RATIO_CUTOFFS), ratio, side="right")) - 1
+    return C.SEVERITY_LEVELS[min(max(level, 0), len(C.SEVERITY_LEVELS) - 1)]
+
+
+def local_row(date: str, entity: S.Entity, baseline: float, observed: float, threshold: float) -> dict:
+    family = family_for(entity.entity_type, observed - baseline)
+    assert family is not None, "only rows the public rule flags are built"
+    baseline, observed = round(baseline, C.ROUND_DIGITS), round(observed, C.ROUND_DIGITS)
+    return {
+        "date": date,
+        "entity_type": entity.entity_type,
+        "entity_name": entity.entity_name,
+        "anomaly_type": family.anomaly_type,
+        "detection_method": family.detection_method,
+        "baseline_value": baseline,
+        "observed_value": observed,
+        "delta_value": round(observed - baseline, C.ROUND_DIGITS),
+        "severity": severity(entity.entity_type, baseline, observed, threshold),
+    }
+
+
+def any_family(entity_type: str) -> str:
+    return next(f.anomaly_type for f in FAMILIES if f.entity_type == entity_type)
+
+
+def calibrated_multiplier(entity: S.Entity, threshold: float, median: float, spread: float) -> float:
+    """The generator threshold_multiplier at which |value - median| > multiplier x spread is
+    the public detection rule of the entity: its threshold in the statistic's units (relative
+    ones times the median) over the std-from-median."""
+    if entity.statistic == "quality" or spread <= 0:
+        return 0.0  # any excess is flagged
+    units = threshold * abs(median) if entity.statistic in ("count", "funnel") else threshold
+    return units / spread
+
+
+def ranked_signals(session: Session, entity_type: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(date, signal) of the whole discovery ranking, strongest signal first."""
+    args: dict[str, Any] = {"limit": int(session.first.config["num_days"])}
+    if entity_type is not None:
+        args["entity_type"] = entity_type
+    ranking = session.call("list_suspicious_dates", **args) or {}
+    pairs = [(item["date"], signal) for item in ranking.get("dates", []) for signal in item["signals"]]
+    return sorted(pairs, key=lambda pair: -pair[1]["score"])
