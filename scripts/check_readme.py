@@ -1,17 +1,20 @@
-"""Run the README's shell and Python blocks as written, in a fresh copy of the repository,
-and check what they print against what the README shows.
+"""Run the shell and Python blocks of README.md and of every docs/*.md page as written, in a
+fresh copy of the repository, check what they print against what the pages show, and check
+that every relative link of those pages points to a file (and heading) that exists.
 
-    uv run python scripts/check_readme.py            # every block; exit 1 on a difference
+    uv run python scripts/check_readme.py            # every link and block; exit 1 on a difference
     uv run python scripts/check_readme.py --list     # the blocks and what is done with each
+    uv run python scripts/check_readme.py --links    # the links only (quick)
 
-Rules, read from README.md itself:
+Rules, read from the pages themselves:
 
 - A ```bash block runs as one bash script (``set -e``), a ```python block as a Python
   program, from the root of a copy of the repository's tracked files (so nothing that a
-  clone lacks, such as ``bench/results/``, can help), with the project's environment.
+  clone lacks, such as ``bench/results/``, can help), with the project's environment. The
+  pages' blocks run in one copy, README.md first, then docs/ in name order.
 - The output a block prints must equal the ```text block that follows it, when one does
   (only prose, such as "Output:", between them).
-- ``<!-- readme: tables N -->`` before a block: the next N Markdown tables of the README
+- ``<!-- readme: tables N -->`` before a block: the next N Markdown tables of its page
   must each appear, line for line, in what the block prints.
 - ``<!-- readme: server -->`` before a block: a server (``metric-tracker serve``) runs at
   http://localhost:8000 while the block runs, as its text says.
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = "docs"
 RUNNABLE = ("bash", "python")
 DIRECTIVE = re.compile(r"<!--\s*readme:\s*(\w+)\s*(.*?)\s*-->")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
@@ -46,6 +50,7 @@ BLOCK_TIMEOUT_S = 600
 
 @dataclass
 class Block:
+    page: str  # the page's path from the repository root
     line: int  # 1-based line of the opening fence
     language: str
     code: str
@@ -55,11 +60,16 @@ class Block:
 
     @property
     def label(self) -> str:
-        return f"README.md:{self.line} ({self.language})"
+        return f"{self.page}:{self.line} ({self.language})"
 
 
-def parse(text: str) -> list[Block]:
-    """The fenced blocks with their directives and the outputs the README shows for them."""
+def pages(root: Path = ROOT) -> list[str]:
+    """The checked pages: README.md, then docs/*.md in name order."""
+    return ["README.md", *(f"{DOCS}/{path.name}" for path in sorted((root / DOCS).glob("*.md")))]
+
+
+def parse(text: str, page: str = "README.md") -> list[Block]:
+    """The fenced blocks of a page with their directives and the outputs the page shows for them."""
     fences = list(FENCE.finditer(text))
     blocks = []
     for k, fence in enumerate(fences):
@@ -67,7 +77,7 @@ def parse(text: str) -> list[Block]:
         before = text[fences[k - 1].end() if k else 0 : start]
         last_lines = before.rstrip("\n").splitlines()[-1:] or [""]
         directives = dict(DIRECTIVE.findall(last_lines[0]))
-        block = Block(text.count("\n", 0, start) + 1, fence.group(1), fence.group(2), directives)
+        block = Block(page, text.count("\n", 0, start) + 1, fence.group(1), fence.group(2), directives)
         after = fences[k + 1] if k + 1 < len(fences) else None
         if after is not None and after.group(1) == "text" and _only_prose(text[fence.end() : after.start()]):
             block.expected_output = after.group(2)
@@ -91,6 +101,50 @@ def _tables(text: str) -> list[str]:
             tables.append("\n".join(current))
             current = []
     return tables
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.M)
+EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)  # https:, mailto:, ...
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors a page's headings get (GitHub's rule: lower case, punctuation dropped,
+    spaces to hyphens; a repeated heading gets -1, -2, ...)."""
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in HEADING.findall(_without_fences(text)):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def _without_fences(text: str) -> str:
+    return FENCE.sub(lambda fence: "\n" * fence.group(0).count("\n"), text)
+
+
+def _without_code(text: str) -> str:
+    """The page without its fenced blocks and inline code (whose brackets are not links)."""
+    return re.sub(r"`[^`\n]*`", "", _without_fences(text))
+
+
+def broken_links(root: Path = ROOT) -> list[str]:
+    """Every relative link of the checked pages whose file or heading does not exist."""
+    problems = []
+    for page in pages(root):
+        text = (root / page).read_text(encoding="utf-8")
+        for target in LINK.findall(_without_code(text)):
+            if EXTERNAL.match(target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (root / page).parent / path if path else root / page
+            if not linked.resolve().is_relative_to(root.resolve()) or not linked.exists():
+                problems.append(f"{page}: link {target!r}: no such file {path!r}")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked.read_text("utf-8")):
+                problems.append(f"{page}: link {target!r}: {path or page} has no heading #{anchor}")
+    return problems
 
 
 def fresh_copy(destination: Path) -> Path:
@@ -233,13 +287,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--list", action="store_true", help="list the blocks and what is done with each")
+    parser.add_argument("--links", action="store_true", help="check the links only")
     args = parser.parse_args(argv)
-    blocks = parse((ROOT / "README.md").read_text(encoding="utf-8"))
+    blocks = [block for page in pages() for block in parse((ROOT / page).read_text(encoding="utf-8"), page)]
     if args.list:
         for block in blocks:
             print(f"{block.label}: {describe(block)}")
         return 0
-    problems: list[str] = []
+    problems = broken_links()
+    print(f"links of {len(pages())} pages: {'ok' if not problems else 'FAILED'}", flush=True)
+    if args.links:
+        blocks = []
     with tempfile.TemporaryDirectory(prefix="readme-") as folder:
         copy = fresh_copy(Path(folder))
         env = block_environment(copy)

@@ -1,5 +1,6 @@
-"""The README's shell and Python blocks run as written, in a fresh copy of the repository,
-and print what the README shows (scripts/check_readme.py)."""
+"""The shell and Python blocks of README.md and docs/*.md run as written, in a fresh copy of
+the repository, and print what the pages show; every relative link of those pages resolves
+(scripts/check_readme.py)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,41 @@ def test_the_checker_finds_what_differs(checker: ModuleType, tmp_path: Path) -> 
     assert tables.expected_tables == ["| a |\n| 1 |"]
     assert "table below it" in checker.check(tables, tmp_path, env)[0]
     assert "not JSON" in checker.check(broken, tmp_path, env)[0]
+
+
+def test_every_docs_page_is_checked_and_labels_name_their_page(checker: ModuleType) -> None:
+    pages = checker.pages()
+    assert pages[0] == "README.md"
+    assert sorted(pages[1:]) == sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
+    assert len(pages) > 2
+    block = checker.parse("Text.\n\n```bash\necho hi\n```\n", "docs/page.md")[0]
+    assert block.label == "docs/page.md:3 (bash)"
+
+
+def test_a_broken_link_or_anchor_is_found(checker: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text(
+        "# Top\n\nSee [a](docs/a.md#the-b-part-bpy), [gone](docs/gone.md), [web](https://example.org),\n"
+        "[self](#top), [nowhere](#nowhere), ![img](docs/pic.png) and `[code](not/a/link.md)`.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "docs" / "a.md").write_text(
+        "# A\n\n## The B part (`b.py`)\n\n```bash\n# not a heading\n```\n"
+        "Back to [the README](../README.md#top), [up](../../outside.md) and [c](#not-a-heading).\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "docs" / "pic.png").write_bytes(b"")
+    assert checker.anchors((tmp_path / "docs" / "a.md").read_text()) == {"a", "the-b-part-bpy"}
+    problems = checker.broken_links(tmp_path)
+    assert len(problems) == 4, problems
+    assert "'docs/gone.md': no such file" in problems[0]
+    assert "'#nowhere': README.md has no heading #nowhere" in problems[1]
+    assert "'../../outside.md': no such file" in problems[2]
+    assert "'#not-a-heading'" in problems[3]
+
+
+def test_every_relative_link_of_the_pages_resolves(checker: ModuleType) -> None:
+    assert checker.broken_links() == []
 
 
 def test_every_readme_block_runs_as_shown() -> None:

@@ -1,0 +1,62 @@
+"""``metric-tracker serve`` (HTTP, WebSocket, MCP and the web debugger) and ``metric-tracker mcp``
+(MCP over stdio)."""
+
+from __future__ import annotations
+
+import typer
+
+from metric_tracker_rl.cli.common import command_group
+
+app = command_group()
+
+WEB_ENV_VAR = "ENABLE_WEB_INTERFACE"
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("0.0.0.0", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    max_sessions: int = typer.Option(
+        None, "--max-sessions", min=1, help="Concurrent sessions, WebSocket and MCP each (default 256)."
+    ),
+    mcp_idle_timeout: float = typer.Option(
+        None,
+        "--mcp-idle-timeout",
+        min=0.001,
+        help="Seconds before an idle MCP session closes (default 1800).",
+    ),
+    max_steps: int = typer.Option(
+        None, "--max-steps", min=1, help="Step budget of every episode (default: set by each episode)."
+    ),
+    web: bool | None = typer.Option(
+        None,
+        "--web/--no-web",
+        help="Mount the web debugger at /web (default: on, unless ENABLE_WEB_INTERFACE says otherwise).",
+        show_default=False,
+    ),
+) -> None:
+    """Run the OpenEnv server (HTTP, WebSocket, MCP) and the web debugger at /web."""
+    import os
+
+    from metric_tracker_rl.serving import run
+
+    # OpenEnv mounts /web only when ENABLE_WEB_INTERFACE is set; an explicit flag wins.
+    if web is None:
+        os.environ.setdefault(WEB_ENV_VAR, "1")
+    else:
+        os.environ[WEB_ENV_VAR] = "1" if web else "0"
+    run(
+        host=host,
+        port=port,
+        max_sessions=max_sessions,
+        max_steps=max_steps,
+        mcp_idle_timeout=mcp_idle_timeout,
+    )
+
+
+@app.command("mcp")
+def mcp() -> None:
+    """Serve the benchmark to an MCP host over stdio: one episode session for the process's life."""
+    from metric_tracker_rl.mcp.server import run_stdio
+
+    run_stdio()
