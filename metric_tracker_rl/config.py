@@ -14,7 +14,12 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.families import ANOMALY_TYPES, SCENARIO_FAMILIES
+from metric_tracker_rl.families import (
+    ANOMALY_TYPES,
+    MULTI_ROW_SHAPES,
+    SCENARIO_FAMILIES,
+    moves_daily_statistics,
+)
 
 INJECTION_METHODS: tuple[str, ...] = ("metric_stddev_shift",)
 INJECTABLE_METRICS: tuple[str, ...] = (*C.EVENTS, *C.RATE_METRICS)
@@ -61,6 +66,10 @@ class EpisodeConfig:
     task_id: str | None = None
     anomaly_plan: tuple[str, ...] = field(default=())  # one anomaly type per incident
     injections: tuple[Injection, ...] = field(default=())
+    # Per incident: how it shows (families.SHAPES), and whether it is asked to share the day of
+    # an earlier incident of another family. Hidden from agents: they tell the row count.
+    incident_shapes: tuple[str, ...] = field(default=())
+    shared_days: tuple[bool, ...] = field(default=())
 
     @cached_property
     def dates(self) -> tuple[str, ...]:
@@ -171,6 +180,40 @@ def plan_anomalies(seed: int, scenario_family: str, count: int) -> tuple[str, ..
     return tuple(ANOMALY_TYPES[i] for i in picks)
 
 
+def plan_shapes(
+    seed: int, difficulty: str, anomaly_plan: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """How each incident shows and which incidents share an earlier incident's day, drawn by
+    difficulty (``MULTI_ROW_SHARE``, ``SHARED_DAY_SHARE``) from a keyed hash of the seed."""
+    count = len(anomaly_plan)
+    key = f"{seed}|{count}|{difficulty}|{'|'.join(anomaly_plan)}".encode()
+    digest = hashlib.blake2b(key, digest_size=64, person=b"incident-shape").digest()
+
+    def uniform(i: int) -> float:
+        return int.from_bytes(digest[2 * i : 2 * i + 2], "little") / 65536.0
+
+    multi = [
+        kind in MULTI_ROW_SHAPES and uniform(i) < C.MULTI_ROW_SHARE[difficulty]
+        for i, kind in enumerate(anomaly_plan)
+    ]
+    allowed = C.MAX_MULTI_ROW_INCIDENTS  # a crowded window keeps its medians: the rest show once
+    shapes = tuple(
+        MULTI_ROW_SHAPES[kind] if wanted and sum(multi[: i + 1]) <= allowed else "single"
+        for i, (kind, wanted) in enumerate(zip(anomaly_plan, multi, strict=True))
+    )
+    shared = tuple(
+        i > 0
+        and uniform(16 + i) < C.SHARED_DAY_SHARE[difficulty]
+        and any(
+            other != kind
+            and not (moves_daily_statistics(kind, shape) and moves_daily_statistics(other, other_shape))
+            for other, other_shape in zip(anomaly_plan[:i], shapes[:i], strict=True)
+        )
+        for i, (kind, shape) in enumerate(zip(anomaly_plan, shapes, strict=True))
+    )
+    return shapes, shared
+
+
 def resolve_config(
     *,
     seed: Any = None,
@@ -182,6 +225,8 @@ def resolve_config(
     end_date: Any = None,
     task_id: str | None = None,
     anomaly_plan: tuple[str, ...] | None = None,
+    incident_shapes: tuple[str, ...] | None = None,
+    shared_days: tuple[bool, ...] | None = None,
 ) -> EpisodeConfig:
     """Validate reset arguments (already merged with a task's defaults) into a config."""
     seed_value = _parse_seed(0 if seed is None else seed)
@@ -217,9 +262,9 @@ def resolve_config(
             raise ConfigError(f"at most {MAX_INJECTIONS} injections are allowed, got {len(anomalies)}")
         injections = tuple(_parse_injection(i, a, config.dates) for i, a in enumerate(anomalies))
     if injections:
-        plan: tuple[str, ...] = ()
-    elif anomaly_plan is not None:
-        plan = anomaly_plan
-    else:
-        plan = plan_anomalies(seed_value, family, count)
-    return EpisodeConfig(seed_value, family, level, count, density, end, task_id, plan, injections)
+        return EpisodeConfig(seed_value, family, level, count, density, end, task_id, (), injections)
+    plan = anomaly_plan if anomaly_plan is not None else plan_anomalies(seed_value, family, count)
+    shapes, shared = plan_shapes(seed_value, level, plan)
+    if incident_shapes is not None:  # a named task's fixed shapes
+        shapes, shared = incident_shapes, shared_days or (False,) * len(plan)
+    return EpisodeConfig(seed_value, family, level, count, density, end, task_id, plan, (), shapes, shared)

@@ -97,8 +97,21 @@ INCIDENT_REACH: dict[str, float] = {"easy": 1.2, "medium": 0.6, "hard": 0.3}
 # Decoys per episode: normal-but-unusual days (a holiday dip, a partial slowdown) that
 # move one statistic at least DECOY_MIN_Z of the way to its threshold (and stay inside
 # the margin). They flag nothing, but stand out to filters that only count deviations.
-DECOYS: dict[str, int] = {"easy": 1, "medium": 3, "hard": 6}
-DECOY_MIN_Z: dict[str, float] = {"easy": 0.5, "medium": 0.7, "hard": 0.8}
+DECOYS: dict[str, int] = {"easy": 1, "medium": 9, "hard": 12}
+DECOY_MIN_Z: dict[str, float] = {"easy": 0.5, "medium": 0.8, "hard": 0.85}
+
+# How incidents show (see families.SHAPES): the share of incidents of a family with a
+# several-row shape that take it, and the share of incidents after the first that land on the
+# day of an earlier incident of another family (two incidents on one date). Easy keeps one
+# statistic per incident and one incident per day: the start of a curriculum.
+MULTI_ROW_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.5, "hard": 1.0}
+SHARED_DAY_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.0, "hard": 0.3}
+# At most this many incidents of an episode show in several statistics (so that a window
+# crowded with incidents keeps its medians); the others show in one.
+MAX_MULTI_ROW_INCIDENTS = 6
+# Difficulties on which the number of expected rows is not shown: the analyst stops when what
+# is left looks like normal variance, and reports once.
+HIDDEN_ROW_COUNT: tuple[str, ...] = ("hard",)
 
 # --- Canonical detector thresholds (public, returned by task_overview) ----------------
 # Counts: relative change of the day's count against the window median.
@@ -133,11 +146,18 @@ MAX_ANOMALY_COUNT = 12
 # --- Budgets --------------------------------------------------------------------------
 # Every action spends budget units: an analysis method its registered cost (see
 # analysis/methods.py), a submission SUBMISSION_COST, an error or a refused call ERROR_COST.
-# The step budget of an episode is STEP_BUDGET_BASE + STEP_BUDGET_PER_ROW x expected rows
-# for its difficulty; the episode ends when it is spent.
-STEP_BUDGET_BASE: dict[str, int] = {"easy": 8, "medium": 12, "hard": 22}
-STEP_BUDGET_PER_ROW: dict[str, int] = {"easy": 5, "medium": 5, "hard": 5}
-DEFAULT_MAX_SUBMISSIONS = 3
+# The step budget of an episode is STEP_BUDGET_BASE + STEP_BUDGET_PER_INCIDENT x incidents
+# (more, STEP_BUDGET_DATE_LEVEL, for an incident of a family judged a whole date at a time,
+# in proportion to such families among those the scenario draws from) + STEP_BUDGET_PER_ROW x
+# expected rows: about 1.3x what the reference investigator needs on average. Where the row
+# count is hidden it plays no part. The episode ends when the budget is spent.
+STEP_BUDGET_BASE: dict[str, int] = {"easy": 8, "medium": 4, "hard": 8}
+STEP_BUDGET_PER_INCIDENT: dict[str, int] = {"easy": 5, "medium": 7, "hard": 11}
+STEP_BUDGET_DATE_LEVEL: dict[str, int] = {"easy": 0, "medium": 2, "hard": 4}
+STEP_BUDGET_PER_ROW: dict[str, int] = {"easy": 0, "medium": 1, "hard": 0}
+# Graded submissions per episode: where the row count is hidden, one (the report), so no
+# earlier score can reveal it.
+MAX_SUBMISSIONS: dict[str, int] = {"easy": 3, "medium": 3, "hard": 1}
 SUBMISSION_COST = 1
 ERROR_COST = 1
 # Methods priced per row (generators, raw daily rows) show at most this many rows a call.
@@ -177,6 +197,9 @@ MAD_TO_SIGMA = 1.4826  # median absolute deviation x this = a robust standard de
 # The discovery ranking's scale is at least this share of an entity's detection threshold.
 DISCOVERY_SCALE_FLOOR = 0.1
 MAX_DISCOVERY_SCORE = 99.9  # robust z-scores shown by discovery views are capped here
+# ... and, by difficulty, every score but an impossible count's: beyond this a ranking says
+# "far from usual", not how far, so it points at incidents and strong decoys alike.
+DISCOVERY_SCORE_CEILING: dict[str, float] = {"easy": 99.9, "medium": 6.0, "hard": 6.0}
 
 # Training data (`metric-tracker dataset`): training configs per family x difficulty x density.
 DATASET_PER_CELL = 14

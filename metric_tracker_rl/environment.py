@@ -6,6 +6,7 @@ class only keeps the episode's counters and turns results into observations.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -27,7 +28,8 @@ from metric_tracker_rl.analysis import (
 )
 from metric_tracker_rl.arguments import check_reset_arguments
 from metric_tracker_rl.episode import Episode, build_episode
-from metric_tracker_rl.evidence import EVIDENCE_RULE, Evidence
+from metric_tracker_rl.evidence import EVIDENCE_RULE, Evidence, takes_entity
+from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.grading import ReportRubric, grade_submission
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
@@ -50,19 +52,38 @@ DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
 INSTRUCTION = (
     "Investigate four weeks of product-funnel metrics ({start}..{end}) and report every "
     "anomaly as a row (date, entity_type, entity_name, anomaly_type, detection_method, "
-    "baseline_value, observed_value, delta_value, severity). There are {n} anomaly rows to "
-    "find. Use the analysis methods (analysis_method + analysis_args) to look at the data: "
-    "each has a cost in budget units (see available_methods); discovery views rank and hint, "
-    "the detection methods decide. {rule} Submit with classifications and/or "
-    "payload_generators (a submission costs {submission_cost}; the last unit of the budget is "
-    "kept for it). Each exactly right row earns about 1/{n} of the score. Budget: {steps} "
-    "units, {subs} graded submissions."
+    "baseline_value, observed_value, delta_value, severity). {count} Use the analysis methods "
+    "(analysis_method + analysis_args) to look at the data: each has a cost in budget units "
+    "(see available_methods); discovery views rank and hint, the detection methods decide. "
+    "{rule} Submit with classifications and/or payload_generators (a submission costs "
+    "{submission_cost}; the last unit of the budget is kept for it). Each exactly right row "
+    "earns an equal share of the score; unsupported and wrong rows cost. Budget: {steps} units, "
+    "{subs} graded submission{plural}."
 )
 
 
-def step_budget(difficulty: str, expected_rows: int) -> int:
-    """The default step budget (in budget units) of an episode."""
-    return C.STEP_BUDGET_BASE[difficulty] + C.STEP_BUDGET_PER_ROW[difficulty] * expected_rows
+def count_sentence(episode: Episode) -> str:
+    """What the briefing says of how much there is to find."""
+    if episode.config.injections:
+        return f"The injections make {episode.expected_count} anomaly rows to find."
+    incidents = episode.config.anomaly_count
+    shows = "an incident can show in several statistics, and two can share a date"
+    if episode.row_count_hidden:
+        return (
+            f"There are {incidents} incidents ({shows}); the number of anomaly rows is not given: "
+            "report every row you can confirm."
+        )
+    return f"There are {episode.expected_count} anomaly rows to find, from {incidents} incidents ({shows})."
+
+
+def step_budget(difficulty: str, scenario_family: str, incidents: int, expected_rows: int) -> int:
+    """The default step budget (in budget units) of an episode: independent of the row count
+    where the difficulty hides it."""
+    families = [f for f in FAMILIES if scenario_family in ("mixed", f.anomaly_type)]
+    date_level = sum(not takes_entity(f.detection_method) for f in families) / len(families)
+    per_row = 0 if difficulty in C.HIDDEN_ROW_COUNT else C.STEP_BUDGET_PER_ROW[difficulty]
+    per_incident = C.STEP_BUDGET_PER_INCIDENT[difficulty] + C.STEP_BUDGET_DATE_LEVEL[difficulty] * date_level
+    return C.STEP_BUDGET_BASE[difficulty] + math.ceil(per_incident * incidents) + per_row * expected_rows
 
 
 def _generated_summary(row: AnomalyRow) -> dict[str, Any]:
@@ -107,17 +128,19 @@ class MetricTrackerRlEnvironment(
         self,
         debug: bool | None = None,
         max_steps: int | None = None,
-        max_submissions: int = C.DEFAULT_MAX_SUBMISSIONS,
+        max_submissions: int | None = None,
     ) -> None:
         """``max_steps``: the step budget in budget units; by default it is set per episode
-        by difficulty and expected row count (``step_budget``)."""
+        by difficulty, incidents and expected row count (``step_budget``).
+        ``max_submissions``: graded submissions per episode; by default by difficulty."""
         super().__init__(rubric=ReportRubric())
         self.debug = debug_enabled_from_env() if debug is None else bool(debug)
         if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
         self.max_steps_override = max_steps
         self.max_steps = max_steps or 0
-        self.max_submissions = max_submissions
+        self.max_submissions_override = max_submissions
+        self.max_submissions = max_submissions or 0
         self._episode: Episode | None = None
         self._episode_id: str | None = None
         self._steps = 0  # budget units spent
@@ -185,8 +208,11 @@ class MetricTrackerRlEnvironment(
         self._evidence = Evidence()
         self._reset_rubric()
         episode = self._episode
-        n = episode.expected_count
-        self.max_steps = self.max_steps_override or step_budget(config.difficulty, n)
+        incidents = episode.expected_count if config.injections else config.anomaly_count
+        self.max_steps = self.max_steps_override or step_budget(
+            config.difficulty, config.scenario_family, incidents, episode.expected_count
+        )
+        self.max_submissions = self.max_submissions_override or C.MAX_SUBMISSIONS[config.difficulty]
         return self._observation(
             status="ready",
             message="Episode ready. Start with task_overview.",
@@ -194,9 +220,10 @@ class MetricTrackerRlEnvironment(
             instruction=INSTRUCTION.format(
                 start=episode.dates[0],
                 end=episode.dates[-1],
-                n=n,
+                count=count_sentence(episode),
                 steps=self.max_steps,
                 subs=self.max_submissions,
+                plural="" if self.max_submissions == 1 else "s",
                 submission_cost=C.SUBMISSION_COST,
                 rule=EVIDENCE_RULE,
             ),
@@ -420,7 +447,7 @@ class MetricTrackerRlEnvironment(
             message=message,
             reward=reward,
             done=self._done,
-            expected_row_count=episode.expected_count,
+            expected_row_count=episode.shown_row_count(),
             budget={
                 "steps_used": self._steps,
                 "steps_left": max(self.max_steps - self._steps, 0),

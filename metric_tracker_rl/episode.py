@@ -87,6 +87,7 @@ class Episode:
         scale = np.maximum(C.MAD_TO_SIGMA * np.median(deviation, axis=0), floor)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(deviation > 0, deviation / scale, 0.0)
+        z = np.minimum(z, C.DISCOVERY_SCORE_CEILING[self.config.difficulty])
         z[:, S.QUALITY_COLS] = np.where(self.values[:, S.QUALITY_COLS] > 0, np.inf, 0.0)
         return np.minimum(z, C.MAX_DISCOVERY_SCORE)
 
@@ -105,10 +106,21 @@ class Episode:
         days, cols = np.nonzero(self.flagged)
         return tuple(self.row_models(zip(days.tolist(), cols.tolist(), repeat(None))))
 
+    @property
+    def row_count_hidden(self) -> bool:
+        """Whether the difficulty keeps the number of expected rows from the agent."""
+        return self.config.difficulty in C.HIDDEN_ROW_COUNT and not self.config.injections
+
+    def shown_row_count(self) -> int | None:
+        """The expected row count as an agent sees it: None where the difficulty hides it."""
+        return None if self.row_count_hidden else self.expected_count
+
     def visible_config(self) -> dict[str, Any]:
-        """The config an agent sees; with injections, anomaly_count is what they produced."""
+        """The config an agent sees: anomaly_count is the number of incidents (anomalies), each
+        of which may show as several rows; with injections, the rows they produced."""
         visible = self.config.visible()
-        visible["anomaly_count"] = self.expected_count
+        if self.config.injections:
+            visible["anomaly_count"] = self.expected_count
         return visible
 
     def applied_synthetic_generators(self) -> list[dict[str, Any]]:
@@ -189,6 +201,9 @@ class Episode:
             }
             if incident.decoy:
                 item["decoy_of"] = incident.anomaly_type
+            else:
+                item["shape"] = incident.shape
+                item["rows"] = [self.row(incident.day, col)["entity_name"] for col in incident.rows]
             schedule.append(item)
         return schedule
 

@@ -71,13 +71,13 @@ class Evidence:
                 f"{method!r} is not the detection method of {row.entity_type} rows; "
                 f"{canonical} is, and only rows it flagged earn credit"
             )
-        scope = "this date and entity" if _takes_entity(method) else "this date"
+        scope = "this date and entity" if takes_entity(method) else "this date"
         if (method, row.key) in self._answers:
             return f"{method} answered normal on {scope}"
         return f"no earlier {method} call on {scope}"
 
 
-def _takes_entity(method: str) -> bool:
+def takes_entity(method: str) -> bool:
     """Whether a detection method judges one (date, entity) rather than a whole date."""
     from metric_tracker_rl.analysis import REGISTRY  # the methods import this module's rule
 

@@ -180,7 +180,7 @@ def export_episode(episode: Episode, out_dir: str | Path, *, fmt: str = "csv", d
         "config": episode.visible_config(),
         "format": fmt,
         "debug": debug,
-        "expected_row_count": episode.expected_count,
+        "expected_row_count": episode.expected_count if debug else episode.shown_row_count(),
         "rates": "conversion rates in percent (numerator / denominator x 100), rounded to 4 decimals",
         "conversion_metric_definitions": conversion_metric_definitions(),
         "files": entries,

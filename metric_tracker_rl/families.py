@@ -148,3 +148,52 @@ def opposite(family: Family) -> Family:
 
 DETECTION_METHOD_BY_ENTITY_TYPE: dict[str, str] = {f.entity_type: f.detection_method for f in FAMILIES}
 SCENARIO_FAMILIES: tuple[str, ...] = ("mixed", *ANOMALY_TYPES)
+
+
+# --- how an incident shows ------------------------------------------------------------------
+# An incident of a family shows in one statistic ("single") or, as real incidents often do,
+# in several at once. Every statistic it moves across its threshold is an expected row.
+Shape = Literal["single", "cascade", "partial_load", "double_firing", "outage", "bot_traffic"]
+SHAPES: tuple[Shape, ...] = get_args(Shape)  # in this order everywhere (the kernel's codes)
+SHAPE_DESCRIPTIONS: dict[str, str] = {
+    "single": "One statistic crosses its threshold; everything related stays inside.",
+    "cascade": (
+        "A checkout or payment step converts far worse (or better) all day: the step's rate, the "
+        "end-to-end rates through it and the counts of every later event cross together."
+    ),
+    "partial_load": (
+        "A partial (or duplicated) data load: every event's daily count moves by the same factor "
+        "while the conversion rates stay flat."
+    ),
+    "double_firing": (
+        "A tracking bug logs an event twice for a block of hours: impossible counts (the event above "
+        "its predecessor), a count spike, a spike of the rate into the event, a drop of the rate out "
+        "of it, and the end-to-end rate that ends at it."
+    ),
+    "outage": (
+        "A release breaks a checkout or payment step for several hours and the users do not come "
+        "back: the hourly step rate collapses, and the day's step rate, the end-to-end rates through "
+        "it and the counts of every later event drop."
+    ),
+    "bot_traffic": (
+        "Traffic that never converts (bots, a crawler) arrives at night (or in the daytime): the "
+        "daytime share of app opens moves, app opens spike, and the rates out of app opens drop."
+    ),
+}
+# The shape an incident of each family takes when it shows in several statistics.
+MULTI_ROW_SHAPES: dict[str, Shape] = {
+    "rate_drop_from_median": "cascade",
+    "rate_spike_from_median": "cascade",
+    "absolute_drop_in_event_count": "partial_load",
+    "absolute_spike_in_event_count": "partial_load",
+    "instrumentation_data_quality_issue": "double_firing",
+    "funnel_break": "outage",
+    "hourly_traffic_mix_shift": "bot_traffic",
+}
+
+
+def moves_daily_statistics(anomaly_type: str, shape: str) -> bool:
+    """Whether an incident changes the daily counts and rates (two such incidents never share a
+    day: their rows would overlap); funnel outages, mix shifts and a few over-reported hours do
+    not."""
+    return shape != "single" or FAMILY_BY_TYPE[anomaly_type].statistic in ("count", "rate")

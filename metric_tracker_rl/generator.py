@@ -39,7 +39,10 @@ from metric_tracker_rl.families import (
     ENTITY_NAMES_BY_TYPE,
     FAMILIES,
     FAMILY_BY_TYPE,
+    MULTI_ROW_SHAPES,
+    SHAPES,
     STATISTIC_KINDS,
+    moves_daily_statistics,
     opposite,
 )
 
@@ -48,6 +51,7 @@ CANDIDATES = 4  # multiplier proposals tried per (day, entity)
 NORMALS = (1 + C.NUM_STEPS) * C.NUM_DAYS * (1 + C.HOURS)  # standard normal draws of clean drivers
 PLACEMENT_TRIES = 64  # (day, entity) pairs tried per incident
 REFINE_ROUNDS = 4  # re-placements against the updated medians before a full re-draw
+QUIET_DAYS = 8  # days that neither an incident nor a decoy touches
 # Decoys mimic every family whose statistic can move without crossing a threshold
 # (impossible counts cannot: any excess is flagged).
 DECOY_FAMILIES: tuple[str, ...] = tuple(f.anomaly_type for f in FAMILIES if f.statistic != "quality")
@@ -70,13 +74,15 @@ class GenerationError(RuntimeError):
 
 
 class Incident(NamedTuple):
-    """One placed anomaly: where it is and what was done to the data."""
+    """One placed anomaly: where it is, what was done to the data and the rows it makes."""
 
     anomaly_type: str
     day: int
-    entity: int  # column of the statistics table
+    entity: int  # column of the statistics table (the statistic the incident starts from)
     parameters: dict[str, Any]
     decoy: bool = False  # a strong but sub-threshold movement: flags nothing
+    shape: str = "single"  # how it shows (families.SHAPES)
+    rows: tuple[int, ...] = ()  # the columns it flags on its day
 
 
 @dataclass
@@ -224,7 +230,76 @@ def hours_last(counts: np.ndarray) -> np.ndarray:
 
 _FAMILY_ID = {f.anomaly_type: i for i, f in enumerate(FAMILIES)}
 _KIND_CODE = {kind: code for code, kind in enumerate(STATISTIC_KINDS)}  # kernels.COUNT ...
+_SHAPE_CODE = {shape: code for code, shape in enumerate(SHAPES)}  # kernels.SINGLE ...
 _MAX_ENTITIES = max(len(f.entity_names) for f in FAMILIES)
+_COUNT = {event: S.ENTITY_INDEX[("event_count", event)] for event in C.EVENTS}
+_RATE = {name: S.ENTITY_INDEX[("conversion_rate", name)] for name in C.RATE_METRICS}
+
+
+def _shape_columns(family: Any, shape: str) -> list[int]:
+    """The columns an incident of this family and shape may start from."""
+    if shape == "single":
+        return [S.ENTITY_INDEX[(family.entity_type, n)] for n in family.entity_names]
+    if MULTI_ROW_SHAPES.get(family.anomaly_type) != shape:
+        return []
+    if shape == "cascade":  # checkout and payment; a payment spike would pass 100 %
+        steps = (2, 3) if family.direction == "down" else (2,)
+        return [_RATE[C.ADJACENT_RATE_METRICS[k]] for k in steps]
+    if shape == "outage":  # checkout and payment
+        return [S.ENTITY_INDEX[("funnel_step", C.FUNNEL_STEPS[k])] for k in (2, 3)]
+    if shape == "bot_traffic":
+        return [S.ENTITY_INDEX[("hourly_mix", C.HOURLY_MIX_ENTITY)]]
+    if shape == "partial_load":  # every count moves with the app opens
+        return [_COUNT[C.EVENTS[0]]]
+    # double firing: menu opens, orders, payments; twice an add-to-cart stays below the menu opens
+    return [S.ENTITY_INDEX[("data_quality", C.DATA_QUALITY_PAIRS[pair])] for pair in (0, 2, 3)]
+
+
+def _signature(shape: str, col: int) -> list[int]:
+    """The columns an incident of this shape starting from ``col`` flags on its day."""
+    if shape == "single":
+        return [col]
+    if shape == "partial_load":
+        return list(_COUNT.values())
+    name = S.ENTITIES[col].entity_name
+    if shape == "bot_traffic":  # app opens that never convert
+        out_of_app_opens = [_RATE[m] for m, (num, den) in C.CONVERSION_METRICS.items() if den == 0]
+        return [col, _COUNT[C.EVENTS[0]], *out_of_app_opens]
+    if shape in ("cascade", "outage"):  # a step converts worse for a whole day or hours of it
+        step = (C.ADJACENT_RATE_METRICS if shape == "cascade" else C.FUNNEL_STEPS).index(name)
+        through = [
+            _RATE[m] for m in C.END_TO_END_RATE_METRICS if step in range(*C.CONVERSION_METRICS[m][::-1])
+        ]
+        rate = _RATE[C.ADJACENT_RATE_METRICS[step]]
+        return [col, *dict.fromkeys([rate, *through]), *(_COUNT[e] for e in C.EVENTS[step + 1 :])]
+    event = C.DATA_QUALITY_PAIRS.index(name) + 1  # double firing of this event
+    rates = [
+        _RATE[m] for m, (num, den) in C.CONVERSION_METRICS.items() if event in (num, den) and num - den == 1
+    ]
+    ending = [_RATE[m] for m in C.END_TO_END_RATE_METRICS if C.CONVERSION_METRICS[m][0] == event]
+    return [col, _COUNT[C.EVENTS[event]], *rates, *ending]
+
+
+def _shape_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per (family, shape): how many columns it may start from, which, and whether it moves
+    the daily statistics; per (shape, column): the rows it makes."""
+    count = np.zeros((len(FAMILIES), len(SHAPES)), dtype=np.int64)
+    cols = np.full((len(FAMILIES), len(SHAPES), _MAX_ENTITIES), -1, dtype=np.int64)
+    daily = np.zeros((len(FAMILIES), len(SHAPES)), dtype=np.bool_)
+    signatures = np.zeros((len(SHAPES), S.NUM_ENTITIES, S.NUM_ENTITIES), dtype=np.bool_)
+    for f, family in enumerate(FAMILIES):
+        for k, shape in enumerate(SHAPES):
+            starts = _shape_columns(family, shape)
+            count[f, k] = len(starts)
+            cols[f, k, : len(starts)] = starts
+            daily[f, k] = moves_daily_statistics(family.anomaly_type, shape)
+            for col in starts:
+                signatures[k, col, _signature(shape, col)] = True
+    return count, cols, daily, signatures
+
+
+_SHAPE_COUNT, _SHAPE_COLS, _DAILY, SIGNATURES = _shape_tables()
+SIGNATURES.setflags(write=False)
 # The tables the kernel reads, built once from families.py, statistics.py and constants.py.
 FAMILY_TABLES = (
     np.array([_KIND_CODE[f.statistic] for f in FAMILIES]),
@@ -239,6 +314,9 @@ FAMILY_TABLES = (
             for f in FAMILIES
         ]
     ),
+    _SHAPE_COUNT,
+    _SHAPE_COLS,
+    _DAILY,
 )
 COLUMNS = (
     S.THRESHOLDS.astype(np.float64),
@@ -269,38 +347,57 @@ def _tuning(difficulty: str) -> np.ndarray:
 
 
 @cache
-def _limits(difficulty: str) -> np.ndarray:
-    """Decoys, (day, entity) tries per incident and refine rounds, for the kernel."""
-    limits = np.array([C.DECOYS[difficulty], PLACEMENT_TRIES, REFINE_ROUNDS], dtype=np.int64)
+def _limits(difficulty: str, anomalies: int) -> np.ndarray:
+    """Decoys (as many as the difficulty asks, leaving ``QUIET_DAYS`` days untouched), (day,
+    entity) tries per incident and refine rounds, for the kernel."""
+    decoys = max(0, min(C.DECOYS[difficulty], C.NUM_DAYS - anomalies - QUIET_DAYS))
+    limits = np.array([decoys, PLACEMENT_TRIES, REFINE_ROUNDS], dtype=np.int64)
     limits.setflags(write=False)
     return limits
 
 
-def _parameters(statistic: str, value: float, start: int, length: int) -> dict[str, Any]:
+# What the anomaly schedule calls a placed change's value, and its hours (if any), by shape
+# for the several-row shapes and by statistic for the rest.
+_PARAMETER_NAMES: dict[str, tuple[str, str | None]] = {
+    "cascade": ("step_rate_change", None),
+    "partial_load": ("relative_change", None),
+    "double_firing": ("doubled_share", "hours"),
+    "outage": ("outage_rate_factor", "outage_hours"),
+    "bot_traffic": ("extra_app_opens", None),
+    "count": ("relative_change", None),
+    "rate": ("rate_change_pp", None),
+    "funnel": ("outage_rate_factor", "outage_hours"),
+    "mix": ("daytime_share_pp", None),
+    "quality": ("over_report_ratio", "hours"),
+}
+
+
+def _parameters(statistic: str, shape: str, value: float, start: int, length: int) -> dict[str, Any]:
     """What the anomaly schedule reports of a placed change."""
-    value = round(float(value), 4)
-    hours = list(range(start, start + length))
-    if statistic == "count":
-        return {"relative_change": value}
-    if statistic == "rate":
-        return {"rate_change_pp": value}
-    if statistic == "funnel":
-        return {"outage_hours": hours, "outage_rate_factor": value}
-    if statistic == "mix":
-        return {"daytime_share_pp": value}
-    return {"hours": hours, "over_report_ratio": value}
+    name, hours = _PARAMETER_NAMES[statistic if shape == "single" else shape]
+    parameters: dict[str, Any] = {name: round(float(value), 4)}
+    if hours is not None:
+        parameters = {hours: list(range(start, start + length)), **parameters}
+    return parameters
 
 
 @lru_cache(maxsize=1024)
-def _plan(anomaly_plan: tuple[str, ...]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The kernel's form of a plan: the anomalies' family ids, and the families decoys may
-    mimic (those of the plan, then all). Cached: read-only."""
-    plan = np.array([_FAMILY_ID[t] for t in anomaly_plan], dtype=np.int64)
+def _plan(
+    anomaly_plan: tuple[str, ...], shapes: tuple[str, ...], shared: tuple[bool, ...]
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The kernel's form of a plan: the anomalies' family ids, shape codes and shared-day
+    requests, and the families decoys may mimic (those of the plan, then all). Cached:
+    read-only."""
+    plan = (
+        np.array([_FAMILY_ID[t] for t in anomaly_plan], dtype=np.int64),
+        np.array([_SHAPE_CODE[k] for k in shapes], dtype=np.int64),
+        np.array(shared, dtype=np.bool_),
+    )
     in_play = np.array(
         [_FAMILY_ID[t] for t in dict.fromkeys(anomaly_plan) if t in DECOY_FAMILIES], dtype=np.int64
     )
-    plan.setflags(write=False)
-    in_play.setflags(write=False)
+    for array in (*plan, in_play):
+        array.setflags(write=False)
     return plan, (in_play, _ALL_DECOY_FAMILIES)
 
 
@@ -311,7 +408,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
     or the final counts did not verify."""
     from metric_tracker_rl import kernels  # Numba loads on first use, not on import
 
-    plan, decoy_pools = _plan(config.anomaly_plan)
+    plan, decoy_pools = _plan(config.anomaly_plan, config.incident_shapes, config.shared_days)
     outcome, hourly, tables, out = kernels.generate_episode(
         state_words(rng),
         ziggurat(),
@@ -319,10 +416,11 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
         plan,
         decoy_pools,
         FAMILY_TABLES,
+        SIGNATURES,
         COLUMNS,
         S.LAYOUT,
         _tuning(config.difficulty),
-        _limits(config.difficulty),
+        _limits(config.difficulty, len(config.anomaly_plan)),
         SEVERITY_CUTOFFS,
     )
     if outcome <= 0:
@@ -332,10 +430,12 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
             FAMILIES[family].anomaly_type,
             day,
             col,
-            _parameters(FAMILIES[family].statistic, value, start, length),
+            _parameters(FAMILIES[family].statistic, SHAPES[shape], value, start, length),
             decoy,
+            SHAPES[shape],
+            () if decoy else tuple(np.flatnonzero(SIGNATURES[shape, col]).tolist()),
         )
-        for day, col, value, start, length, family, decoy in zip(
+        for day, col, value, start, length, family, decoy, shape in zip(
             *(column.tolist() for column in out), strict=True
         )
     )

@@ -29,6 +29,8 @@ from numba.core import event
 
 # Statistic kinds as the tables code them: positions in families.STATISTIC_KINDS.
 COUNT, RATE, FUNNEL, MIX, QUALITY = range(5)
+# Incident shapes as the tables code them: positions in families.SHAPES.
+SINGLE, CASCADE, PARTIAL_LOAD, DOUBLE_FIRING, OUTAGE, BOT_TRAFFIC = range(6)
 # Kernel outcomes besides a positive number of verification passes.
 FAILED = -1  # an incident found no place, or refining did not verify
 NOISY = -2  # the clean data alone comes too close to a threshold
@@ -238,18 +240,18 @@ def value_holds(value, base, col, kind, bounds, wanted, min_excess):  # pragma: 
 
 
 @njit(**_JIT)
-def day_holds(values, day, base, bounds, target, columns, min_excess):  # pragma: no cover
-    """True when the day flags exactly ``target`` (nothing when ``target`` is -1) and
-    every statistic keeps the margin."""
+def day_holds(values, day, base, bounds, wanted, columns, min_excess):  # pragma: no cover
+    """True when the day flags exactly the columns ``wanted`` marks and every statistic
+    keeps the margin."""
     kinds = columns[1]
     for col in range(values.shape[1]):
-        if not value_holds(values[day, col], base, col, kinds[col], bounds, col == target, min_excess):
+        if not value_holds(values[day, col], base, col, kinds[col], bounds, wanted[col], min_excess):
             return False
     return True
 
 
 @njit(**_JIT)
-def judge_day(counts, day, values, base, bounds, target, columns, layout, min_excess):
+def judge_day(counts, day, values, base, bounds, wanted, columns, layout, min_excess):
     # pragma: no cover - compiled
     """``day_statistics`` of a changed day into ``values`` and ``day_holds`` on it, in two
     stages: the totals are computed and judged first, and the day's shape only when they
@@ -257,18 +259,18 @@ def judge_day(counts, day, values, base, bounds, target, columns, layout, min_ex
     computing everything first; ``values[day]`` is complete only when it is True."""
     day_totals(counts, day, values[day], layout)
     for cols in (layout[0], layout[1]):
-        if not columns_hold(values, day, base, bounds, target, columns, min_excess, cols):
+        if not columns_hold(values, day, base, bounds, wanted, columns, min_excess, cols):
             return False
     day_shape(counts, day, values[day], layout)
-    return day_holds(values, day, base, bounds, target, columns, min_excess)
+    return day_holds(values, day, base, bounds, wanted, columns, min_excess)
 
 
 @njit(**_JIT)
-def columns_hold(values, day, base, bounds, target, columns, min_excess, cols):  # pragma: no cover
+def columns_hold(values, day, base, bounds, wanted, columns, min_excess, cols):  # pragma: no cover
     """``day_holds`` for the columns ``cols`` only."""
     kinds = columns[1]
     for col in cols:
-        if not value_holds(values[day, col], base, col, kinds[col], bounds, col == target, min_excess):
+        if not value_holds(values[day, col], base, col, kinds[col], bounds, wanted[col], min_excess):
             return False
     return True
 
@@ -417,11 +419,12 @@ def _inside_z(rng, margin):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout, tuning, change):
+def propose(rng, kind, shape, direction, decoy, col, day, state, base, columns, layout, tuning, change):
     # pragma: no cover - compiled
-    """One candidate change of ``col`` on ``day``: multipliers of the day's traffic and
-    steps and absolute over-report ratios, written into ``change``; returns what the
-    schedule reports of it (value, first hour, hours)."""
+    """One candidate change of ``col`` on ``day`` for an incident of this ``kind`` and
+    ``shape``: multipliers of the day's traffic and steps and absolute over-report ratios,
+    written into ``change``; returns what the schedule reports of it (value, first hour,
+    hours). The several-row shapes are ``propose_spread``'s."""
     traffic_factor, step_factor, over_report = change
     counts, values, steps = state[0], state[1], state[3]
     thresholds, positions = columns[0], columns[2]
@@ -434,6 +437,8 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
         for s in range(steps_n):
             step_factor[s, h] = 1.0
             over_report[s, h] = 0.0
+    if shape != SINGLE:
+        return propose_spread(rng, shape, direction, col, day, state, base, columns, layout, tuning, change)
     value, start, length = 0.0, 0, 0
     if kind == COUNT:
         # The event moves beyond the threshold; its neighbours follow just inside it, so
@@ -536,22 +541,110 @@ def propose(rng, kind, direction, decoy, col, day, state, base, columns, layout,
 
 
 @njit(**_JIT)
+def propose_spread(rng, shape, direction, col, day, state, base, columns, layout, tuning, change):
+    # pragma: no cover - compiled
+    """``propose`` for an incident that shows in several statistics (``change`` reset to no
+    change by ``propose``). Each aims the statistic that crosses last, with room beyond the
+    margin; the day's verdict (``judge_day``) checks every statistic against the shape's rows.
+
+    - cascade: the step of rate ``col`` converts worse (or better) all day, so that the next
+      event's count moves beyond the count threshold; every later count follows, and the rate
+      and the end-to-end rates through the step move further than their thresholds.
+    - partial load: every hour's traffic by one factor (every count moves, rates stay flat).
+    - double firing: the event after pair ``col`` is logged twice (reported at twice its
+      predecessor's rate, its true count still feeding the next step) in a block of hours
+      holding a share of its day beyond the count threshold.
+    - outage: the step of funnel ``col`` converts a small fraction of its usual rate from an
+      hour on, until the next event has lost a share of its day beyond the count threshold.
+    - bot traffic: app opens that never convert, beyond the count threshold, spread over the
+      night hours (or the daytime ones) in proportion to their traffic.
+    """
+    traffic_factor, step_factor, over_report = change
+    counts, values, steps = state[0], state[1], state[3]
+    thresholds, positions = columns[0], columns[2]
+    count_cols = layout[0]
+    margin = tuning[0]
+    hours = traffic_factor.size
+    value, start, length = 0.0, 0, 0
+    if shape == CASCADE:
+        sign = _sign(rng, direction)
+        step = positions[col]
+        after = count_cols[step + 1]
+        z = 1.0 + margin + 0.1 + 0.3 * next_double(rng)
+        factor = base[after] * (1.0 + sign * thresholds[after] * z) / values[day, after]
+        _fill_row(step_factor, step, factor)
+        value = factor - 1.0
+    elif shape == PARTIAL_LOAD:
+        sign = _sign(rng, direction)
+        first = count_cols[0]
+        z = 1.0 + margin + 0.3 + 0.4 * next_double(rng)
+        factor = base[first] * (1.0 + sign * thresholds[first] * z) / values[day, first]
+        for h in range(hours):
+            traffic_factor[h] = factor
+        value = factor - 1.0
+    elif shape == OUTAGE:
+        step = positions[col]
+        after = count_cols[step + 1]
+        lose = values[day, after] * thresholds[after] * (1.0 + margin + 0.1 + 0.3 * next_double(rng))
+        value = 0.05 + 0.25 * next_double(rng)
+        start = 8 + int(next_double(rng) * 6.0)
+        lost = 0.0
+        h = start
+        while h < hours and lost < lose:
+            step_factor[step, h] = value
+            lost += counts[step + 1, day, h] * (1.0 - value)
+            h += 1
+        length = h - start
+    elif shape == BOT_TRAFFIC:
+        sign = _sign(rng, direction)
+        mix = layout[6]
+        first = count_cols[0]
+        extra = values[day, first] * thresholds[first] * (1.0 + margin + 0.1 + 0.2 * next_double(rng))
+        window = 0.0
+        for h in range(hours):
+            if (mix[1] <= h < mix[2]) == (sign > 0):
+                window += counts[0, day, h]
+        for h in range(hours):
+            if (mix[1] <= h < mix[2]) == (sign > 0):
+                traffic_factor[h] = 1.0 + extra / window
+                step_factor[0, h] = 1.0 / traffic_factor[h]  # the bots open nothing further
+        value = extra / values[day, first]
+    else:  # DOUBLE_FIRING
+        pair = positions[col]
+        event = pair + 1
+        total = values[day, count_cols[event]]
+        wanted = total * thresholds[count_cols[event]] * (1.0 + margin + 0.1 + 0.4 * next_double(rng))
+        start = int(next_double(rng) * 12.0)
+        doubled = 0.0
+        h = start
+        while h < hours and doubled < wanted:
+            over_report[pair, h] = 2.0 * steps[pair, day, h]
+            doubled += counts[event, day, h]
+            h += 1
+        length = h - start
+        value = doubled / total
+    return value, start, length
+
+
+@njit(**_JIT)
 def _fill_row(array, row, value):  # pragma: no cover - compiled
     for h in range(array.shape[1]):
         array[row, h] = value
 
 
 @njit(**_JIT)
-def place_one(
-    rng, kind, direction, decoy, allowed, free, state, columns, layout, tuning, tries, out, slot, work, keep
-):
+def place_one(rng, kind, shape, direction, decoy, allowed, free, earlier, context, slot, keep):
     # pragma: no cover - compiled
     """Place one incident: up to ``tries`` (day, entity) pairs from ``free`` days and
     ``allowed`` columns, ``tuning[3]`` candidates each, keeping the first candidate whose
-    day flags exactly the target with the margin on every statistic (judged against the
-    current window medians). The day's drivers, counts and statistics are updated; when
+    day flags exactly what it should with the margin on every statistic (judged against
+    the current window medians): the rows of the incident (``signatures[shape, col]``;
+    none for a decoy) and those of the incidents placed on the day before it
+    (``earlier[day]``). The day's drivers, counts and statistics are updated; when
     ``keep`` is given (a first placement), what the day held before goes to ``keep`` at
-    ``slot``. ``work`` holds the scratch arrays (``_work``)."""
+    ``slot``. ``context`` = (signatures, state, families, columns, layout, tuning, tries,
+    out, work), as ``place_episode`` holds them; ``work`` holds the scratch arrays (``_work``)."""
+    signatures, state, _, columns, layout, tuning, tries, out, work = context
     counts, values, traffic, steps, over_report = state[0], state[1], state[2], state[3], state[4]
     ordered = state[5]
     hours = traffic.shape[1]
@@ -561,7 +654,7 @@ def place_one(
     traffic_factor, step_factor, over_factor = work[3], work[4], work[5]
     change = (traffic_factor, step_factor, over_factor)
     new_traffic, new_steps, new_over = work[6], work[7], work[8]
-    saved_counts, saved_values = work[9], work[10]
+    saved_counts, saved_values, wanted = work[9], work[10], work[11]
     sorted_baselines(ordered, base, layout)
     verdict_bounds(base, columns, margin, bounds)
     free_count = 0
@@ -574,9 +667,11 @@ def place_one(
         col = allowed[int(next_double(rng) * allowed.size)]
         _take_day(counts, day, saved_counts)
         _copy(values[day], saved_values)
+        for c in range(wanted.size):
+            wanted[c] = earlier[day, c] or (not decoy and signatures[shape, col, c])
         for _k in range(candidates):
             value, start, length = propose(
-                rng, kind, direction, decoy, col, day, state, base, columns, layout, tuning, change
+                rng, kind, shape, direction, decoy, col, day, state, base, columns, layout, tuning, change
             )
             feasible = True
             for h in range(hours):  # each loop over a day's hours, so it runs in step
@@ -588,26 +683,26 @@ def place_one(
                     feasible &= new_steps[s, h] < 1.0
             if not feasible:
                 continue
-            if cascade_day(new_traffic, new_steps, new_over, counts, day):
-                target = -1 if decoy else col
-                if judge_day(counts, day, values, base, bounds, target, columns, layout, min_excess):
-                    if not replace_sorted(ordered, saved_values, values[day]):
-                        sort_columns(values, ordered)
-                    if keep is not None:
-                        _copy_2d(saved_counts, keep[0][slot])
-                        _copy(saved_values, keep[1][slot])
-                        _copy(traffic[day], keep[2][slot])
-                        _take_day(steps, day, keep[3][slot])
-                        _take_day(over_report, day, keep[4][slot])
-                    _copy(new_traffic, traffic[day])
-                    _put_day(steps, day, new_steps)
-                    _put_day(over_report, day, new_over)
-                    out[0][slot] = day
-                    out[1][slot] = col
-                    out[2][slot] = value
-                    out[3][slot] = start
-                    out[4][slot] = length
-                    return True
+            if cascade_day(new_traffic, new_steps, new_over, counts, day) and judge_day(
+                counts, day, values, base, bounds, wanted, columns, layout, min_excess
+            ):
+                if not replace_sorted(ordered, saved_values, values[day]):
+                    sort_columns(values, ordered)
+                if keep is not None:
+                    _copy_2d(saved_counts, keep[0][slot])
+                    _copy(saved_values, keep[1][slot])
+                    _copy(traffic[day], keep[2][slot])
+                    _take_day(steps, day, keep[3][slot])
+                    _take_day(over_report, day, keep[4][slot])
+                _copy(new_traffic, traffic[day])
+                _put_day(steps, day, new_steps)
+                _put_day(over_report, day, new_over)
+                out[0][slot] = day
+                out[1][slot] = col
+                out[2][slot] = value
+                out[3][slot] = start
+                out[4][slot] = length
+                return True
             _put_day(counts, day, saved_counts)
             _copy(saved_values, values[day])
     return False
@@ -628,6 +723,7 @@ def _work(days, hours, steps_n, entities):  # pragma: no cover - compiled
         np.empty((steps_n, hours)),
         np.empty((steps_n + 1, hours)),
         np.empty(entities),
+        np.zeros(entities, dtype=np.bool_),
     )
 
 
@@ -653,20 +749,26 @@ def _window_holds(values, base, bounds, expected, columns, margin, min_excess): 
 
 
 @njit(**_JIT)
-def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuning, limits, out):
+def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, layout, tuning, limits, out):
     # pragma: no cover - compiled
     """Place the planned anomalies, then the decoys, verify the window and refine it.
 
     ``rng`` is the PCG64 state words every draw advances (``next_double``); ``plan``
-    holds the anomalies' family ids; ``families`` the family tables (kind,
-    direction, opposite, decoy-capable, entity count, entity columns); ``decoy_pools``
-    the families decoys may mimic (those in play, then all). Returns the verification
-    passes used, FAILED or NOISY; ``out`` receives (family, day, column, value, first
-    hour, hours) per incident, anomalies first.
+    holds the anomalies' family ids, shapes and whether each is to share the day of an
+    earlier incident; ``families`` the family tables (kind, direction, opposite,
+    decoy-capable, entity count, entity columns, and per shape: column count, columns and
+    whether it moves the daily statistics); ``signatures[shape, col]`` the rows an incident
+    of that shape on that column makes; ``decoy_pools`` the families decoys may mimic
+    (those in play, then all). Returns the verification passes used, FAILED or NOISY;
+    ``out`` receives (day, column, value, first hour, hours, family, decoy, shape) per
+    incident, anomalies first.
     """
     counts, values, traffic = state[0], state[1], state[2]
     opposite, decoy_capable, entity_count, entity_cols = families[2], families[3], families[4], families[5]
+    shape_count, shape_cols, daily = families[6], families[7], families[8]
+    plan_family, plan_shape, plan_shared = plan[0], plan[1], plan[2]
     days = traffic.shape[0]
+    entities = values.shape[1]
     margin, min_excess = tuning[0], tuning[6]
     decoys, tries, refine_rounds = limits[0], limits[1], limits[2]
     day_steps = np.empty((state[3].shape[0], traffic.shape[1]))  # contiguous, as in place_one
@@ -678,40 +780,48 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
             return NOISY
         day_statistics(counts, day, values[day], layout)
     hours, steps_n = traffic.shape[1], state[3].shape[0]
-    work = _work(days, hours, steps_n, values.shape[1])
+    work = _work(days, hours, steps_n, entities)
+    context = (signatures, state, families, columns, layout, tuning, tries, out, work)
     base, bounds = work[0], work[1]  # each use reads the medians afresh
     expected = np.zeros(values.shape, dtype=np.bool_)
     sort_columns(values, state[5])
     sorted_baselines(state[5], base, layout)
     if not _window_holds(values, base, bounds, expected, columns, margin, min_excess):
         return NOISY
-    anomalies = plan.size
+    anomalies = plan_family.size
     total = anomalies + decoys
     # What each incident's day held before its first placement, for refining.
     clean = (
         np.empty((total, steps_n + 1, hours)),
-        np.empty((total, values.shape[1])),
+        np.empty((total, entities)),
         np.empty((total, hours)),
         np.empty((total, steps_n, hours)),
         np.empty((total, steps_n, hours)),
     )
-    family, is_decoy = out[5], out[6]
+    family, is_decoy, shape = out[5], out[6], out[7]
     free = np.ones(days, dtype=np.bool_)
+    earlier = np.zeros(values.shape, dtype=np.bool_)  # the rows of the incidents placed so far
     twins = np.empty(anomalies, dtype=np.int64)
     twin_count = 0
     for s in range(anomalies):
-        if decoy_capable[plan[s]]:
+        if decoy_capable[plan_family[s]]:
             twins[twin_count] = s
             twin_count += 1
     for slot in range(total):
+        candidate_days = free
         if slot < anomalies:
-            f = plan[slot]
-            allowed = entity_cols[f, : entity_count[f]].copy()
+            f = plan_family[slot]
+            shape[slot] = plan_shape[slot]
+            allowed = shape_cols[f, shape[slot], : shape_count[f, shape[slot]]].copy()
+            if plan_shared[slot]:
+                shared = _shared_days(out, slot, f, shape[slot], daily, days)
+                if shared.any():
+                    candidate_days = shared
         elif slot - anomalies < twin_count:
             # A twin: the anomaly's entity on another day, leaning the other way where the
             # family has an opposite, so the window median holds.
             anomaly = twins[slot - anomalies]
-            f = opposite[plan[anomaly]]
+            f = opposite[plan_family[anomaly]]
             allowed = out[1][anomaly : anomaly + 1].copy()
         else:
             # A decoy of a family in play, on an entity no incident uses yet.
@@ -731,22 +841,24 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
             if f < 0:
                 return FAILED
         family[slot], is_decoy[slot] = f, slot >= anomalies
-        if not _place_slot(
-            rng, slot, allowed, free, state, families, columns, layout, tuning, tries, out, work, clean
-        ):
+        placed = _place_slot(rng, slot, allowed, candidate_days, earlier, context, clean)
+        if not placed and candidate_days is not free:  # no shared day fits: a day of its own
+            placed = _place_slot(rng, slot, allowed, free, earlier, context, clean)
+        if not placed:
             return FAILED
         free[out[0][slot]] = False
+        if slot < anomalies:
+            _mark(earlier, out[0][slot], signatures[shape[slot], out[1][slot]])
     for round_ in range(refine_rounds + 1):
-        expected[:, :] = False
-        for slot in range(anomalies):
-            expected[out[0][slot], out[1][slot]] = True
         sorted_baselines(state[5], base, layout)  # the order is kept as days change
-        if _window_holds(values, base, bounds, expected, columns, margin, min_excess):
+        if _window_holds(values, base, bounds, earlier, columns, margin, min_excess):
             return round_ + 1
         if round_ == refine_rounds:
             break
         # Re-place each incident on its own day and entity against the medians that the
-        # others produced (many same-direction incidents move the window medians).
+        # others produced (many same-direction incidents move the window medians). A day
+        # is restored to what it held before the incident's first placement: the incidents
+        # placed on it earlier (as first placed), and nothing of those placed on it later.
         for slot in range(total):
             day = out[0][slot]
             _put_day(counts, day, clean[0][slot])
@@ -757,37 +869,54 @@ def place_episode(rng, state, plan, families, decoy_pools, columns, layout, tuni
             _copy(clean[2][slot], traffic[day])
             _put_day(state[3], day, clean[3][slot])
             _put_day(state[4], day, clean[4][slot])
+            before = np.zeros(values.shape, dtype=np.bool_)
+            for other in range(min(slot, anomalies)):
+                if out[0][other] == day:
+                    _mark(before, day, signatures[shape[other], out[1][other]])
             only = np.zeros(days, dtype=np.bool_)
             only[day] = True
             allowed = out[1][slot : slot + 1].copy()
-            if not _place_slot(
-                rng, slot, allowed, only, state, families, columns, layout, tuning, tries, out, work, None
-            ):
+            if not _place_slot(rng, slot, allowed, only, before, context, None):
                 return FAILED
     return FAILED
 
 
 @njit(**_JIT)
-def _place_slot(rng, slot, allowed, free, state, families, columns, layout, tuning, tries, out, work, keep):
-    # pragma: no cover - compiled
-    """``place_one`` for the incident in ``slot`` of ``out`` (its family and decoy flag set)."""
+def _shared_days(out, slot, family, shape, daily, days):  # pragma: no cover - compiled
+    """The days of earlier incidents that an incident may share: of another family, and not
+    both moving the daily statistics (their rows would overlap)."""
+    shared = np.zeros(days, dtype=np.bool_)
+    for other in range(slot):
+        f = out[5][other]
+        if f != family and not (daily[family, shape] and daily[f, out[7][other]]):
+            shared[out[0][other]] = True
+    return shared
+
+
+@njit(**_JIT)
+def _mark(expected, day, rows):  # pragma: no cover - compiled
+    for c in range(rows.size):
+        if rows[c]:
+            expected[day, c] = True
+
+
+@njit(**_JIT)
+def _place_slot(rng, slot, allowed, free, earlier, context, keep):  # pragma: no cover - compiled
+    """``place_one`` for the incident in ``slot`` of ``out`` (its family, decoy flag and
+    shape set)."""
+    families, out = context[2], context[7]
     f = out[5][slot]
-    kind_of, direction_of = families[0], families[1]
     return place_one(
         rng,
-        kind_of[f],
-        direction_of[f],
+        families[0][f],
+        out[7][slot],
+        families[1][f],
         out[6][slot],
         allowed,
         free,
-        state,
-        columns,
-        layout,
-        tuning,
-        tries,
-        out,
+        earlier,
+        context,
         slot,
-        work,
         keep,
     )
 
@@ -928,7 +1057,7 @@ def _level(cutoffs, x):  # pragma: no cover - compiled
 
 @njit(**_JIT)
 def generate_episode(
-    bits, ziggurat, clean, plan, decoy_pools, families, columns, layout, tuning, limits, cutoffs
+    bits, ziggurat, clean, plan, decoy_pools, families, signatures, columns, layout, tuning, limits, cutoffs
 ):
     # pragma: no cover - compiled
     """One attempt at an episode, from its random draws to its verified statistics:
@@ -939,8 +1068,8 @@ def generate_episode(
 
     Returns (outcome, hourly (days, 24, 5) int64, ``verify``'s tables, incidents). The
     outcome is the verification passes used (> 0), FAILED, NOISY or UNVERIFIED;
-    incidents = (day, column, value, first hour, hours, family, decoy) per incident,
-    anomalies first.
+    incidents = (day, column, value, first hour, hours, family, decoy, shape) per incident,
+    anomalies first; the expected rows are the incidents' signatures.
     """
     daily, profile, logit_base = clean[0], clean[1], clean[2]
     days, hours, steps_n = daily.size, profile.size, logit_base.size
@@ -959,7 +1088,8 @@ def generate_episode(
         np.zeros((steps_n, days, hours)),
         np.empty((entities, days)),
     )
-    total = plan.size + limits[0]
+    anomalies = plan[0].size
+    total = anomalies + limits[0]
     out = (
         np.full(total, -1, dtype=np.int64),
         np.full(total, -1, dtype=np.int64),
@@ -968,14 +1098,17 @@ def generate_episode(
         np.zeros(total, dtype=np.int64),
         np.zeros(total, dtype=np.int64),
         np.zeros(total, dtype=np.bool_),
+        np.zeros(total, dtype=np.int64),
     )
-    outcome = place_episode(bits, state, plan, families, decoy_pools, columns, layout, tuning, limits, out)
+    outcome = place_episode(
+        bits, state, plan, families, signatures, decoy_pools, columns, layout, tuning, limits, out
+    )
     tables = verify_tables(days, entities)
     hourly = np.empty((days, hours, steps_n + 1), dtype=np.int64)
     if outcome > 0:
         expected = np.zeros((days, entities), dtype=np.bool_)
-        for slot in range(plan.size):
-            expected[out[0][slot], out[1][slot]] = True
+        for slot in range(anomalies):
+            _mark(expected, out[0][slot], signatures[out[7][slot], out[1][slot]])
         if verify(counts, expected, expected, columns, layout, tuning[0], tuning[6], cutoffs, tables):
             for e in range(steps_n + 1):
                 for d in range(days):

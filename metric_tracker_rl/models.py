@@ -65,7 +65,9 @@ class MetricTrackerRlObservation(Observation):
     submission_preview: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
     submission_issues: SkipValidation[list[str]] = Field(default_factory=list)
     reward_breakdown: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
-    expected_row_count: int = 0
+    expected_row_count: int | None = Field(
+        default=0, description="How many rows the truth holds; null where the difficulty hides it"
+    )
     correct_row_count: int = 0
     budget: SkipValidation[dict[str, int]] = Field(
         default_factory=dict,

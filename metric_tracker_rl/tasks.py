@@ -28,6 +28,11 @@ class TaskSpec:
     anomaly_plan: tuple[str, ...] = field(default=())
     anomaly_density: str | None = None
     anomaly_count: int | None = None
+    # How each planned incident shows and whether it shares an earlier incident's day; the
+    # expected rows they make (held equal to the generated truth by tests/test_tasks.py).
+    incident_shapes: tuple[str, ...] = field(default=())
+    shared_days: tuple[bool, ...] = field(default=())
+    anomaly_rows: int | None = None
 
     def reset_arguments(self) -> dict[str, Any]:
         """The reset config this task stands for (plan-based tasks also fix the families)."""
@@ -42,12 +47,22 @@ class TaskSpec:
             args["anomaly_count"] = self.anomaly_count
         return args
 
+    def size_text(self) -> str:
+        """How much there is to find, as an agent may know it: "3 anomalies, 7 rows"."""
+        shown = self.describe()
+        rows = "rows not given" if shown["anomaly_rows"] is None else f"{shown['anomaly_rows']} rows"
+        return f"{shown['anomalies']} anomalies, {rows}"
+
     def describe(self) -> dict[str, Any]:
+        """What an agent may know of the task: the expected row count is null where the
+        difficulty hides it."""
+        hidden = self.difficulty in C.HIDDEN_ROW_COUNT
         return {
             "task_id": self.task_id,
             "difficulty": self.difficulty,
             "description": self.description,
-            "anomaly_rows": len(self.anomaly_plan) or self.anomaly_count,
+            "anomalies": len(self.anomaly_plan) or self.anomaly_count,
+            "anomaly_rows": None if hidden else self.anomaly_rows,
         }
 
 
@@ -61,11 +76,14 @@ NAMED_TASKS: dict[str, TaskSpec] = {
             seed=1_001,
             scenario_family="rate_spike_from_median",
             anomaly_plan=("rate_spike_from_median", "rate_spike_from_median"),
+            incident_shapes=("single", "single"),
+            anomaly_rows=2,
         ),
         TaskSpec(
             "medium_mixed_pair",
             "medium",
-            "Three anomalies mixing event-count and conversion-rate signals.",
+            "Three anomalies mixing event-count and conversion-rate signals; one shows in several "
+            "statistics.",
             seed=2_002,
             scenario_family="mixed",
             anomaly_plan=(
@@ -73,11 +91,14 @@ NAMED_TASKS: dict[str, TaskSpec] = {
                 "rate_drop_from_median",
                 "absolute_drop_in_event_count",
             ),
+            incident_shapes=("single", "cascade", "single"),
+            anomaly_rows=0,
         ),
         TaskSpec(
             "hard_mixed_multi",
             "hard",
-            "Four anomalies from four families, including hour-level ones, with weak separation.",
+            "Four anomalies from four families, including hour-level ones, with weak separation; "
+            "incidents show in several statistics, two share a date, and the row count is not given.",
             seed=3_003,
             scenario_family="mixed",
             anomaly_plan=(
@@ -86,6 +107,9 @@ NAMED_TASKS: dict[str, TaskSpec] = {
                 "hourly_traffic_mix_shift",
                 "instrumentation_data_quality_issue",
             ),
+            incident_shapes=("single", "cascade", "single", "double_firing"),
+            shared_days=(False, False, True, False),
+            anomaly_rows=0,
         ),
     )
 }
@@ -144,7 +168,7 @@ def config_for(
         difficulty = chosen.get("difficulty") if difficulty is None else difficulty
         if anomaly_count is None and anomaly_density is None:
             anomaly_density = chosen.get("anomaly_density")
-    plan = None
+    plan = shapes = shared = None
     if task_id is not None:
         task = NAMED_TASKS.get(task_id) if isinstance(task_id, str) else None
         if task is None:
@@ -152,6 +176,8 @@ def config_for(
         base = task.reset_arguments()
         if scenario_family is None and anomaly_count is None and anomaly_density is None:
             plan = task.anomaly_plan or None
+            if difficulty is None or difficulty == task.difficulty:  # the task's own incidents
+                shapes, shared = task.incident_shapes or None, task.shared_days or None
         seed = base["seed"] if seed is None else seed
         scenario_family = base["scenario_family"] if scenario_family is None else scenario_family
         difficulty = base["difficulty"] if difficulty is None else difficulty
@@ -165,6 +191,8 @@ def config_for(
         end_date=end_date,
         task_id=task_id,
         anomaly_plan=plan,
+        incident_shapes=shapes,
+        shared_days=shared,
     )
 
 

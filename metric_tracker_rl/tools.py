@@ -57,8 +57,7 @@ class Tool:
 
 def _start_episode_description() -> str:
     tasks = "; ".join(
-        f"{t.task_id} ({t.difficulty}, {t.describe()['anomaly_rows']} rows): {t.description}"
-        for t in NAMED_TASKS.values()
+        f"{t.task_id} ({t.difficulty}, {t.size_text()}): {t.description}" for t in NAMED_TASKS.values()
     )
     splits = ", ".join(f"{name} ({len(configs)} tasks)" for name, configs in TASK_SPLITS.items())
     return (
@@ -142,9 +141,8 @@ class ToolResult:
             return self.message
         parts = [obs.message if obs.message.endswith(".") else f"{obs.message}."]
         if obs.status == "ready":
-            parts.append(
-                f"Task {obs.task_id or '(procedural)'}: {obs.expected_row_count} anomaly rows to find."
-            )
+            rows = "an unknown number of" if obs.expected_row_count is None else obs.expected_row_count
+            parts.append(f"Task {obs.task_id or '(procedural)'}: {rows} anomaly rows to find.")
         if obs.budget:
             parts.append("Budget: " + ", ".join(f"{k} {v}" for k, v in obs.budget.items()) + ".")
         if obs.done:

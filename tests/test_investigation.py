@@ -30,7 +30,12 @@ CONFIGS = [
 ]
 HARD = [c for c in CONFIGS if c["difficulty"] == "hard"]
 EASY = [
-    {"seed": SEED_BASE + 100 + i, "scenario_family": family, "difficulty": "easy", "anomaly_density": "medium"}
+    {
+        "seed": SEED_BASE + 100 + i,
+        "scenario_family": family,
+        "difficulty": "easy",
+        "anomaly_density": "medium",
+    }
     for i, family in enumerate(SCENARIO_FAMILIES)
 ]
 NAMED_AND_EVAL = [{"task_id": t} for t in tasks.NAMED_TASKS] + [dict(c) for c in tasks.EVAL_SPLIT]

@@ -16,6 +16,8 @@ from metric_tracker_rl.agents.shortcuts import (
     FieldProbeAgent,
     HintGuessAgent,
     PayloadSearchAgent,
+    PlaybookAgent,
+    StochasticPlaybookAgent,
 )
 from metric_tracker_rl.agents.solver import SolverAgent
 from metric_tracker_rl.agents.trivial import EmptyAgent, MassAgent, RandomAgent
@@ -32,6 +34,8 @@ SHORTCUTS = (
     DateScanAgent,
     DetectorScanAgent,
     HintGuessAgent,
+    PlaybookAgent,
+    StochasticPlaybookAgent,
     ExplorerAgent,
 )
 AGENTS = {a.name: a for a in (*BASELINES, *SHORTCUTS)}

@@ -49,7 +49,7 @@ class RandomAgent:
         rng = np.random.default_rng([seed, 17])
         start = dt.date.fromisoformat(first.config["start_date"])
         rows = []
-        for _ in range(max(first.expected_row_count, 1)):
+        for _ in range(max(first.expected_row_count or int(first.config["anomaly_count"]), 1)):
             family = FAMILIES[int(rng.integers(len(FAMILIES)))]
             names = ENTITY_NAMES_BY_TYPE[family.entity_type]
             baseline = float(np.round(rng.uniform(0, 100), 4))

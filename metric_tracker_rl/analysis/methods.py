@@ -19,7 +19,7 @@ from metric_tracker_rl.rows import ROW_FIELDS, RowObject, validate_rows
 
 ENTITY_BY_NAME: dict[str, S.Entity] = {e.entity_name: e for e in S.ENTITIES}
 _ENTITY_TYPE_OF_COL = np.array([e.entity_type for e in S.ENTITIES])
-SIGNALS_PER_DATE = 3  # list_suspicious_dates: the strongest signals shown per date
+SIGNALS_PER_DATE = 5  # list_suspicious_dates: the strongest signals shown per date
 EntityType = Literal[ENTITY_TYPES]  # type: ignore[valid-type]
 
 
@@ -146,12 +146,12 @@ def _daily_record(episode: Episode, day: int) -> dict[str, Any]:
 
 @method("task_overview", "overview", NoArgs, cost=1)
 def task_overview(episode: Episode, args: NoArgs) -> dict[str, Any]:
-    """Task shape: visible config, expected row count, the anomaly families with their
-    entities, detection methods and generators, public thresholds, severity cut-offs and
-    the submission row schema."""
+    """Task shape: visible config, expected row count (null where the difficulty hides it),
+    the anomaly families with their entities, detection methods and generators, public
+    thresholds, severity cut-offs and the submission row schema."""
     return {
         "config": episode.visible_config(),
-        "expected_row_count": episode.expected_count,
+        "expected_row_count": episode.shown_row_count(),
         "window": {"start": episode.dates[0], "end": episode.dates[-1], "days": len(episode.dates)},
         "families": [
             {

@@ -58,10 +58,12 @@ def _print_tasks_tables(catalog: dict[str, Any]) -> None:
     named = Table(title="Named tasks", title_justify="left")
     named.add_column("task_id", style="bold", no_wrap=True)
     named.add_column("difficulty", no_wrap=True)
-    named.add_column("anomaly rows", justify="right")
+    named.add_column("anomalies", justify="right")
+    named.add_column("rows", justify="right")
     named.add_column("description")
     for task in catalog["named_tasks"]:
-        named.add_row(task["task_id"], task["difficulty"], str(task["anomaly_rows"]), task["description"])
+        rows = "not given" if task["anomaly_rows"] is None else str(task["anomaly_rows"])
+        named.add_row(task["task_id"], task["difficulty"], str(task["anomalies"]), rows, task["description"])
     console.print(named)
 
     split = catalog["evaluation_split"]

@@ -131,8 +131,9 @@ def _message(
 def closing_words(final: MetricTrackerRlObservation) -> str:
     """The assistant's last turn after a graded submission."""
     return (
-        f"The report is submitted: {final.correct_row_count} of {final.expected_row_count} rows "
-        f"right, score {final.reward}."
+        f"The report is submitted: {final.correct_row_count} of "
+        f"{final.reward_breakdown.get('expected_rows', final.expected_row_count)} rows right, "
+        f"score {final.reward}."
     )
 
 

@@ -71,7 +71,7 @@ def task_text(task: TaskSpec) -> str:
     return (
         f"# {task.task_id}\n\n{task.description}\n\n"
         f"- difficulty: {task.difficulty}\n"
-        f"- anomaly rows to find: {task.describe()['anomaly_rows']}\n"
+        f"- to find: {task.size_text()}\n"
         f"- fixed config: {config}\n\n"
         f"Start it with `{START_EPISODE}` and `task_id={task.task_id!r}`.\n"
     )

@@ -41,10 +41,8 @@ def task_choices() -> list[str]:
 
 def task_table() -> tuple[list[str], list[list[Any]]]:
     """The named tasks as a table (headers, rows), for the landing view."""
-    headers = ["task_id", "difficulty", "rows", "description"]
-    rows = [
-        [t.task_id, t.difficulty, t.describe()["anomaly_rows"], t.description] for t in NAMED_TASKS.values()
-    ]
+    headers = ["task_id", "difficulty", "to find", "description"]
+    rows = [[t.task_id, t.difficulty, t.size_text(), t.description] for t in NAMED_TASKS.values()]
     return headers, rows
 
 
@@ -567,9 +565,8 @@ def budget_line(observation: Any) -> str:
     parts = [
         f"**Task** `{task}`",
         f"**Budget** {budget.get('steps_left', 0)} of {budget.get('max_steps', 0)} units left",
-        f"**Submissions** {budget.get('submissions_used', 0)}/"
-        f"{budget.get('max_submissions', C.DEFAULT_MAX_SUBMISSIONS)}",
-        f"**Rows to find** {observation.expected_row_count}",
+        f"**Submissions** {budget.get('submissions_used', 0)}/{budget.get('max_submissions', 0)}",
+        f"**Rows to find** {_count_text(observation.expected_row_count)}",
         f"**Status** {observation.status}{' (finished)' if observation.done else ''}",
     ]
     return " · ".join(parts) + (f"  \n{observation.message}" if observation.message else "")
@@ -628,6 +625,10 @@ def preview_markdown(observation: Any) -> str:
     return "\n".join(lines)
 
 
+def _count_text(count: int | None) -> str:
+    return "not given (this difficulty hides it)" if count is None else str(count)
+
+
 def feedback_markdown(observation: Any) -> str:
     """Score headline and the grader's issues for a graded (or refused) submission."""
     if observation.status != "graded":
@@ -636,7 +637,7 @@ def feedback_markdown(observation: Any) -> str:
     breakdown = observation.reward_breakdown
     lines = [
         f"### Score {float(score):.4f}",
-        f"{breakdown.get('matched_rows', 0)} of {observation.expected_row_count} expected rows reported "
+        f"{breakdown.get('matched_rows', 0)} of {breakdown.get('expected_rows', 0)} expected rows reported "
         "with evidence (a detection call of this episode flagged them); "
         f"{breakdown.get('unsupported_rows', 0)} unsupported (no credit, each costs as an extra row); "
         f"{observation.correct_row_count} fully correct. {observation.message}",

@@ -5,7 +5,8 @@ to the honest agents, and the tests hold their scores under fixed bounds. Each u
 public interface only (reset, step, the observations), like any agent would. By kind:
 ``feedback`` (the grader's feedback as an oracle), ``scans`` (views and filters with the
 public rules applied locally), ``guesses`` (unconfirmed guesses and server-written rows),
-and ``explorer`` (a stochastic investigator, for the spread of rollout groups).
+``playbook`` (the briefing followed literally, as a checklist) and ``explorer`` (a
+stochastic investigator, for the spread of rollout groups).
 """
 
 from metric_tracker_rl.agents.shortcuts.explorer import ExplorerAgent
@@ -15,6 +16,7 @@ from metric_tracker_rl.agents.shortcuts.feedback import (
     PayloadSearchAgent,
 )
 from metric_tracker_rl.agents.shortcuts.guesses import CalibratedPayloadAgent, HintGuessAgent
+from metric_tracker_rl.agents.shortcuts.playbook import PlaybookAgent, StochasticPlaybookAgent
 from metric_tracker_rl.agents.shortcuts.scans import (
     CalibratedScanAgent,
     DailyScanAgent,
@@ -35,4 +37,6 @@ __all__ = [
     "FieldProbeAgent",
     "HintGuessAgent",
     "PayloadSearchAgent",
+    "PlaybookAgent",
+    "StochasticPlaybookAgent",
 ]

@@ -116,3 +116,9 @@ def ranked_signals(session: Session, entity_type: str | None = None) -> list[tup
     ranking = session.call("list_suspicious_dates", **args) or {}
     pairs = [(item["date"], signal) for item in ranking.get("dates", []) for signal in item["signals"]]
     return sorted(pairs, key=lambda pair: -pair[1]["score"])
+
+
+def rows_wanted(first: MetricTrackerRlObservation) -> int:
+    """The expected row count, or where the difficulty hides it, the number of incidents."""
+    shown = first.expected_row_count
+    return int(shown if shown is not None else first.config.get("anomaly_count") or 0)

@@ -28,6 +28,7 @@ from metric_tracker_rl.agents.shortcuts.common import (
     local_row,
     lowest_threshold,
     ranked_signals,
+    rows_wanted,
 )
 from metric_tracker_rl.families import FAMILIES, family_for
 from metric_tracker_rl.models import MetricTrackerRlObservation
@@ -112,7 +113,7 @@ class FieldProbeAgent:
                 answer = session.call("get_metric_median", metric_name=entity.entity_name) or {}
                 medians[entity.entity_name] = float(answer.get("median", 0.0))
         cells = [(date, *candidate) for (date, _), candidate in candidates.items()]
-        patterns = self._design(len(cells), first.expected_row_count)
+        patterns = self._design(len(cells), rows_wanted(first))
         counts = []
         for probe in patterns:
             rows = [self._row(cell, medians, right=probe[:, i].astype(bool)) for i, cell in enumerate(cells)]

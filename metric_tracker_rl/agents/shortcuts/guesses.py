@@ -17,6 +17,7 @@ from metric_tracker_rl.agents.shortcuts.common import (
     Session,
     calibrated_multiplier,
     local_row,
+    rows_wanted,
 )
 from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE
 from metric_tracker_rl.models import MetricTrackerRlObservation
@@ -50,7 +51,7 @@ class HintGuessAgent:
         rows: dict[str, dict[str, Any]] = {}
         medians: dict[str, float] = {}
         for date, signal in signals:
-            if len(rows) >= first.expected_row_count:
+            if len(rows) >= rows_wanted(first):
                 break
             entity = next(e for e in S.ENTITIES if e.entity_name == signal["entity_name"])
             if entity.entity_type == "funnel_step" and signal["direction"] == "up":
