@@ -13,9 +13,13 @@ with public methods only:
 - the exhaustive per-date scans (``BRUTE_FORCE``), which do call detection methods and are
   held back by the budget;
 - the trivial agents and the scripted payload-generator baseline;
+- the literal playbook: the briefing followed as a checklist (overview, ranking, each listed
+  signal's detection method in rank order, on to the next date after a row), which must stay
+  well below an investigator that reasons about how incidents show;
 - a ladder of budget-limited investigators: the reference solver at 4, 8, 16, 32 units
   and at the default budget;
-- a stochastic explorer, 8 rollouts per config: the share of configs whose 8 rollouts all
+- stochastic policies, 8 rollouts per config (a random explorer, and the playbook taking dates
+  from a softmax over the ranking): their means and the share of configs whose 8 rollouts all
   score the same (a GRPO group with no reward variance teaches nothing).
 
 Config sets: ``train`` (150 training configs: 50 per difficulty, every scenario family
@@ -70,12 +74,16 @@ RECIPES: dict[str, tuple[Callable[[], Any], int | None]] = {
     "dump_and_filter_ranked": (lambda: AGENTS["dump_and_filter"](ranked=True), None),
     "dump_and_filter_ranked@2": (lambda: AGENTS["dump_and_filter"](threshold=2.0, ranked=True), None),
     **{name: (AGENTS[name], None) for name in BRUTE_FORCE},
+    "playbook": (AGENTS["playbook"], None),
     **{f"solver@{n}": (AGENTS["solver"], n) for n in LADDER},
     "solver": (AGENTS["solver"], None),
 }
 SHORTCUTS = tuple(
-    name for name in RECIPES if name not in (*TRIVIAL, *BRUTE_FORCE) and not name.startswith("solver")
+    name
+    for name in RECIPES
+    if name not in (*TRIVIAL, *BRUTE_FORCE, "playbook") and not name.startswith("solver")
 )
+STOCHASTIC = ("explorer", "playbook_stochastic")  # played ROLLOUTS times per config
 RULES = ("evidence", "keys")
 
 
@@ -151,35 +159,31 @@ def difficulty_of(config: dict[str, Any]) -> str:
 def audit(
     configs: list[dict[str, Any]], environment: type[MetricTrackerRlEnvironment] = MetricTrackerRlEnvironment
 ) -> dict[str, Any]:
-    """Mean score of every recipe per difficulty (and overall), and the explorer's spread."""
+    """Mean score of every recipe per difficulty (and overall), and the stochastic policies'
+    spread over rollouts."""
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in RECIPES}
     for name, (factory, budget) in RECIPES.items():
         for config in configs:
             score = play(factory(), config, budget, environment)
             scores[name].setdefault(difficulty_of(config), []).append(score)
-    flat_groups: dict[str, list[bool]] = {}
-    explorer_scores: dict[str, list[float]] = {}
-    for config in configs:
-        group = [play(AGENTS["explorer"](seed=k), config, None, environment) for k in range(ROLLOUTS)]
-        flat_groups.setdefault(difficulty_of(config), []).append(len(set(group)) == 1)
-        explorer_scores.setdefault(difficulty_of(config), []).extend(group)
-    table = {
-        name: {**{d: round(statistics.fmean(v), 4) for d, v in by.items()}, "all": _mean_all(by)}
-        for name, by in scores.items()
-    }
-    table["explorer"] = {
-        **{d: round(statistics.fmean(v), 4) for d, v in explorer_scores.items()},
-        "all": _mean_all(explorer_scores),
-    }
-    table["explorer_zero_variance_share"] = {
-        **{d: round(sum(v) / len(v), 4) for d, v in flat_groups.items()},
-        "all": _mean_all({d: [float(x) for x in v] for d, v in flat_groups.items()}),
-    }
+    table = {name: _means(by) for name, by in scores.items()}
+    for name in STOCHASTIC:
+        flat_groups: dict[str, list[float]] = {}
+        rollouts: dict[str, list[float]] = {}
+        for config in configs:
+            group = [play(AGENTS[name](seed=k), config, None, environment) for k in range(ROLLOUTS)]
+            flat_groups.setdefault(difficulty_of(config), []).append(float(len(set(group)) == 1))
+            rollouts.setdefault(difficulty_of(config), []).extend(group)
+        table[name] = _means(rollouts)
+        table[f"{name}_zero_variance_share"] = _means(flat_groups)
     return table
 
 
-def _mean_all(by: dict[str, list[float]]) -> float:
-    return round(statistics.fmean(x for v in by.values() for x in v), 4)
+def _means(by: dict[str, list[float]]) -> dict[str, float]:
+    """Mean per difficulty and over all of them."""
+    means = {d: round(statistics.fmean(v), 4) for d, v in by.items()}
+    means["all"] = round(statistics.fmean(x for v in by.values() for x in v), 4)
+    return means
 
 
 def budget_curve(configs: list[dict[str, Any]], table: dict[str, dict[str, float]]) -> str:

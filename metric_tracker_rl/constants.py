@@ -105,7 +105,7 @@ DECOY_MIN_Z: dict[str, float] = {"easy": 0.5, "medium": 0.8, "hard": 0.85}
 # day of an earlier incident of another family (two incidents on one date). Easy keeps one
 # statistic per incident and one incident per day: the start of a curriculum.
 MULTI_ROW_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.5, "hard": 1.0}
-SHARED_DAY_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.0, "hard": 0.3}
+SHARED_DAY_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.2, "hard": 0.35}
 # At most this many incidents of an episode show in several statistics (so that a window
 # crowded with incidents keeps its medians); the others show in one.
 MAX_MULTI_ROW_INCIDENTS = 6
@@ -151,9 +151,9 @@ MAX_ANOMALY_COUNT = 12
 # in proportion to such families among those the scenario draws from) + STEP_BUDGET_PER_ROW x
 # expected rows: about 1.3x what the reference investigator needs on average. Where the row
 # count is hidden it plays no part. The episode ends when the budget is spent.
-STEP_BUDGET_BASE: dict[str, int] = {"easy": 8, "medium": 4, "hard": 8}
+STEP_BUDGET_BASE: dict[str, int] = {"easy": 8, "medium": 6, "hard": 8}
 STEP_BUDGET_PER_INCIDENT: dict[str, int] = {"easy": 5, "medium": 7, "hard": 11}
-STEP_BUDGET_DATE_LEVEL: dict[str, int] = {"easy": 0, "medium": 2, "hard": 4}
+STEP_BUDGET_DATE_LEVEL: dict[str, int] = {"easy": 0, "medium": 4, "hard": 6}
 STEP_BUDGET_PER_ROW: dict[str, int] = {"easy": 0, "medium": 1, "hard": 0}
 # Graded submissions per episode: where the row count is hidden, one (the report), so no
 # earlier score can reveal it.

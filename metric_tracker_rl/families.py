@@ -190,10 +190,3 @@ MULTI_ROW_SHAPES: dict[str, Shape] = {
     "funnel_break": "outage",
     "hourly_traffic_mix_shift": "bot_traffic",
 }
-
-
-def moves_daily_statistics(anomaly_type: str, shape: str) -> bool:
-    """Whether an incident changes the daily counts and rates (two such incidents never share a
-    day: their rows would overlap); funnel outages, mix shifts and a few over-reported hours do
-    not."""
-    return shape != "single" or FAMILY_BY_TYPE[anomaly_type].statistic in ("count", "rate")

@@ -42,7 +42,6 @@ from metric_tracker_rl.families import (
     MULTI_ROW_SHAPES,
     SHAPES,
     STATISTIC_KINDS,
-    moves_daily_statistics,
     opposite,
 )
 
@@ -280,25 +279,23 @@ def _signature(shape: str, col: int) -> list[int]:
     return [col, _COUNT[C.EVENTS[event]], *rates, *ending]
 
 
-def _shape_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per (family, shape): how many columns it may start from, which, and whether it moves
-    the daily statistics; per (shape, column): the rows it makes."""
+def _shape_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (family, shape): how many columns it may start from and which; per (shape,
+    column): the rows it makes."""
     count = np.zeros((len(FAMILIES), len(SHAPES)), dtype=np.int64)
     cols = np.full((len(FAMILIES), len(SHAPES), _MAX_ENTITIES), -1, dtype=np.int64)
-    daily = np.zeros((len(FAMILIES), len(SHAPES)), dtype=np.bool_)
     signatures = np.zeros((len(SHAPES), S.NUM_ENTITIES, S.NUM_ENTITIES), dtype=np.bool_)
     for f, family in enumerate(FAMILIES):
         for k, shape in enumerate(SHAPES):
             starts = _shape_columns(family, shape)
             count[f, k] = len(starts)
             cols[f, k, : len(starts)] = starts
-            daily[f, k] = moves_daily_statistics(family.anomaly_type, shape)
             for col in starts:
                 signatures[k, col, _signature(shape, col)] = True
-    return count, cols, daily, signatures
+    return count, cols, signatures
 
 
-_SHAPE_COUNT, _SHAPE_COLS, _DAILY, SIGNATURES = _shape_tables()
+_SHAPE_COUNT, _SHAPE_COLS, SIGNATURES = _shape_tables()
 SIGNATURES.setflags(write=False)
 # The tables the kernel reads, built once from families.py, statistics.py and constants.py.
 FAMILY_TABLES = (
@@ -316,7 +313,6 @@ FAMILY_TABLES = (
     ),
     _SHAPE_COUNT,
     _SHAPE_COLS,
-    _DAILY,
 )
 COLUMNS = (
     S.THRESHOLDS.astype(np.float64),

@@ -667,8 +667,13 @@ def place_one(rng, kind, shape, direction, decoy, allowed, free, earlier, contex
         col = allowed[int(next_double(rng) * allowed.size)]
         _take_day(counts, day, saved_counts)
         _copy(values[day], saved_values)
+        overlap = False
         for c in range(wanted.size):
-            wanted[c] = earlier[day, c] or (not decoy and signatures[shape, col, c])
+            own = not decoy and signatures[shape, col, c]
+            overlap |= own and earlier[day, c]
+            wanted[c] = earlier[day, c] or own
+        if overlap:
+            continue  # a row of an incident already on the day: another (day, entity)
         for _k in range(candidates):
             value, start, length = propose(
                 rng, kind, shape, direction, decoy, col, day, state, base, columns, layout, tuning, change
@@ -756,8 +761,8 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
     ``rng`` is the PCG64 state words every draw advances (``next_double``); ``plan``
     holds the anomalies' family ids, shapes and whether each is to share the day of an
     earlier incident; ``families`` the family tables (kind, direction, opposite,
-    decoy-capable, entity count, entity columns, and per shape: column count, columns and
-    whether it moves the daily statistics); ``signatures[shape, col]`` the rows an incident
+    decoy-capable, entity count, entity columns, and per shape: column count and columns);
+    ``signatures[shape, col]`` the rows an incident
     of that shape on that column makes; ``decoy_pools`` the families decoys may mimic
     (those in play, then all). Returns the verification passes used, FAILED or NOISY;
     ``out`` receives (day, column, value, first hour, hours, family, decoy, shape) per
@@ -765,7 +770,7 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
     """
     counts, values, traffic = state[0], state[1], state[2]
     opposite, decoy_capable, entity_count, entity_cols = families[2], families[3], families[4], families[5]
-    shape_count, shape_cols, daily = families[6], families[7], families[8]
+    shape_count, shape_cols = families[6], families[7]
     plan_family, plan_shape, plan_shared = plan[0], plan[1], plan[2]
     days = traffic.shape[0]
     entities = values.shape[1]
@@ -814,7 +819,7 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
             shape[slot] = plan_shape[slot]
             allowed = shape_cols[f, shape[slot], : shape_count[f, shape[slot]]].copy()
             if plan_shared[slot]:
-                shared = _shared_days(out, slot, f, shape[slot], daily, days)
+                shared = _shared_days(out, slot, f, days)
                 if shared.any():
                     candidate_days = shared
         elif slot - anomalies < twin_count:
@@ -882,13 +887,15 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
 
 
 @njit(**_JIT)
-def _shared_days(out, slot, family, shape, daily, days):  # pragma: no cover - compiled
-    """The days of earlier incidents that an incident may share: of another family, and not
-    both moving the daily statistics (their rows would overlap)."""
+def _shared_days(out, slot, family, days):  # pragma: no cover - compiled
+    """The days of earlier incidents that an incident may share: held by one incident of
+    another family (and, as ``place_one`` checks, with no row in common)."""
     shared = np.zeros(days, dtype=np.bool_)
+    held = np.zeros(days, dtype=np.int64)
     for other in range(slot):
-        f = out[5][other]
-        if f != family and not (daily[family, shape] and daily[f, out[7][other]]):
+        held[out[0][other]] += 1
+    for other in range(slot):
+        if out[5][other] != family and held[out[0][other]] == 1:  # two incidents a date at most
             shared[out[0][other]] = True
     return shared
 

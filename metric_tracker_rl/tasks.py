@@ -92,7 +92,7 @@ NAMED_TASKS: dict[str, TaskSpec] = {
                 "absolute_drop_in_event_count",
             ),
             incident_shapes=("single", "cascade", "single"),
-            anomaly_rows=0,
+            anomaly_rows=7,
         ),
         TaskSpec(
             "hard_mixed_multi",
@@ -109,7 +109,7 @@ NAMED_TASKS: dict[str, TaskSpec] = {
             ),
             incident_shapes=("single", "cascade", "single", "double_firing"),
             shared_days=(False, False, True, False),
-            anomaly_rows=0,
+            anomaly_rows=11,
         ),
     )
 }

@@ -103,19 +103,45 @@ def test_config_for_passes_validation_through():
 
 
 @pytest.mark.parametrize(("density", "count"), [("low", 3), ("medium", 5), ("high", 7)])
-def test_density_sets_the_number_of_expected_rows(density, count):
+def test_density_sets_the_number_of_incidents(density, count):
+    """On easy an incident is one row; elsewhere it may show in several statistics."""
     config = resolve_config(seed=11, anomaly_density=density, difficulty="easy")
-    assert config.anomaly_count == count
+    assert config.anomaly_count == count == len(config.anomaly_plan)
     assert config.anomaly_density == density
     assert len(build_episode(config).expected_rows) == count
+    hard = resolve_config(seed=11, anomaly_density=density, difficulty="hard")
+    assert hard.anomaly_count == count
+    assert sum(len(i.rows) for i in build_episode(hard).incidents) == len(build_episode(hard).expected_rows)
+    assert len(build_episode(hard).expected_rows) > count
 
 
 @pytest.mark.parametrize("count", [1, 2, 12])
 def test_anomaly_count_overrides_density(count):
     config = resolve_config(seed=12, anomaly_density="high", anomaly_count=count, difficulty="hard")
     assert config.anomaly_count == count
-    assert len(config.anomaly_plan) == count
-    assert len(build_episode(config).expected_rows) == count
+    assert (
+        len(config.anomaly_plan)
+        == len(config.incident_shapes)
+        == len(build_episode(config).incidents)
+        == count
+    )
+
+
+@pytest.mark.parametrize("difficulty", C.DIFFICULTIES)
+def test_incident_shapes_follow_the_difficulty(difficulty):
+    """Easy: every incident shows once and has a day of its own; medium and hard: a share show
+    in several statistics (at most MAX_MULTI_ROW_INCIDENTS), some ask to share a day."""
+    configs = [resolve_config(seed=s, difficulty=difficulty, anomaly_count=7) for s in range(40)]
+    shapes = [shape for c in configs for shape in c.incident_shapes]
+    multi = sum(shape != "single" for shape in shapes) / len(shapes)
+    shared = sum(flag for c in configs for flag in c.shared_days) / len(shapes)
+    if difficulty == "easy":
+        assert multi == shared == 0.0
+    else:
+        assert 0.3 < multi <= C.MULTI_ROW_SHARE[difficulty] + 0.05
+        assert shared > 0.0
+    assert all(sum(s != "single" for s in c.incident_shapes) <= C.MAX_MULTI_ROW_INCIDENTS for c in configs)
+    assert all(not c.shared_days[0] for c in configs)
 
 
 def test_end_date_accepts_iso_string_and_date():

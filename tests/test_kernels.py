@@ -130,11 +130,18 @@ def test_a_day_judged_in_two_stages_gets_the_verdict_of_the_whole_day(seed, diff
         shared = np.full((C.NUM_EVENTS, 1), rng.normal(1.0, 0.15))
         scale = (np.ones((C.NUM_EVENTS, 1)), rng.normal(1.0, 0.08, (C.NUM_EVENTS, 1)), shared)[day % 3]
         counts[:, day] = np.rint(counts[:, day] * scale)
-        target = -1 if day % 3 == 0 else int(rng.integers(-1, S.NUM_ENTITIES))
+        # What the day should flag: nothing, one statistic, or what it flags as changed (an
+        # incident of several statistics).
+        wanted = np.zeros(S.NUM_ENTITIES, dtype=bool)
+        if day % 3 == 1:
+            wanted[int(rng.integers(S.NUM_ENTITIES))] = True
+        elif day % 3 == 2:
+            changed = S.event_values(counts[:, day : day + 1])
+            wanted = S.flags(S.deviations(changed, base))[0]
         staged = values.copy()
-        verdict = kernels.judge_day(counts, day, staged, base, bounds, target, COLUMNS, S.LAYOUT, 50.0)
+        verdict = kernels.judge_day(counts, day, staged, base, bounds, wanted, COLUMNS, S.LAYOUT, 50.0)
         kernels.day_statistics(counts, day, values[day], S.LAYOUT)
-        assert verdict == kernels.day_holds(values, day, base, bounds, target, COLUMNS, 50.0)
+        assert verdict == kernels.day_holds(values, day, base, bounds, wanted, COLUMNS, 50.0)
         if verdict:
             np.testing.assert_array_equal(staged[day], values[day])
         verdicts.add(verdict)

@@ -37,19 +37,24 @@ def test_easy_single_spike():
 def test_medium_mixed_pair():
     config, rows = task_rows("medium_mixed_pair")
     assert config.difficulty == "medium"
-    assert len(rows) == 3
+    assert config.anomaly_count == 3, "three anomalies"
     entity_types = {r.entity_type for r in rows}
     assert {"event_count", "conversion_rate"} <= entity_types
     assert all(r.anomaly_type.startswith(("rate_", "absolute_")) for r in rows), "count and rate signals only"
+    assert "cascade" in config.incident_shapes, "one shows in several statistics"
 
 
 def test_hard_mixed_multi():
     config, rows = task_rows("hard_mixed_multi")
+    episode = build_episode(config)
     assert config.difficulty == "hard"
-    assert len(rows) == 4
+    assert config.anomaly_count == 4, "four anomalies"
+    assert len({i.anomaly_type for i in episode.incidents}) == 4, "from four families"
     types = {r.anomaly_type for r in rows}
     assert types & HOUR_LEVEL_FAMILIES
-    assert len(types) >= 3, "several families"
+    assert len(rows) > 4, "incidents show in several statistics"
+    assert len({i.day for i in episode.incidents}) == 3, "two incidents share a date"
+    assert episode.shown_row_count() is None, "the row count is not given"
     assert C.MARGIN["hard"] < C.MARGIN["medium"] < C.MARGIN["easy"], "weaker separation"
 
 
@@ -57,7 +62,10 @@ def test_hard_mixed_multi():
 def test_task_description_matches_its_episode(task_id):
     task = NAMED_TASKS[task_id]
     config, rows = task_rows(task_id)
-    assert task.describe()["anomaly_rows"] == len(rows) == config.anomaly_count
+    assert task.anomaly_rows == len(rows)
+    assert task.describe()["anomalies"] == config.anomaly_count == len(task.anomaly_plan)
+    shown = task.describe()["anomaly_rows"]
+    assert shown == (None if config.difficulty in C.HIDDEN_ROW_COUNT else len(rows))
     assert task.describe()["difficulty"] == config.difficulty
     assert config_for(task_id) == config, "a named task is a fixed config"
 
@@ -68,7 +76,7 @@ def test_task_overrides():
     assert reseeded.seed == 77
     assert reseeded.anomaly_plan == NAMED_TASKS["hard_mixed_multi"].anomaly_plan
     assert reseeded.task_id == "hard_mixed_multi"
-    # Changing the size drops the fixed plan; the count decides the number of rows.
+    # Changing the size drops the fixed plan; the count decides the number of incidents.
     resized = config_for("easy_single_spike", anomaly_count=4)
     assert resized.anomaly_count == 4
     assert len(build_episode(resized).expected_rows) == 4
@@ -78,8 +86,8 @@ def test_task_overrides():
 def test_config_without_task_is_procedural():
     config = config_for(seed=5, scenario_family="funnel_break", difficulty="hard", anomaly_count=2)
     assert config.task_id is None
-    rows = build_episode(config).expected_rows
-    assert [r.anomaly_type for r in rows] == ["funnel_break", "funnel_break"]
+    incidents = build_episode(config).incidents
+    assert [i.anomaly_type for i in incidents] == ["funnel_break", "funnel_break"]
 
 
 # --- evaluation split -------------------------------------------------------------------
@@ -108,7 +116,8 @@ def test_eval_split_has_no_duplicates():
 def test_every_eval_config_generates():
     for raw in EVAL_SPLIT:
         config = config_for(**raw)
-        rows = build_episode(config).expected_rows
-        assert len(rows) == config.anomaly_count, raw
+        episode = build_episode(config)
+        assert len(episode.incidents) == config.anomaly_count, raw
+        assert len(episode.expected_rows) == sum(len(i.rows) for i in episode.incidents), raw
         if config.scenario_family != "mixed":
-            assert {r.anomaly_type for r in rows} == {config.scenario_family}, raw
+            assert {i.anomaly_type for i in episode.incidents} == {config.scenario_family}, raw

@@ -89,10 +89,13 @@ class _Investigation:
         self.confirmed: dict[str, dict[str, Any]] = {}
         self.normal: set[tuple[str, str]] = set()  # (date, entity_name) known not to flag
         self.swept: set[str] = set()  # dates whose daily statistics were all judged
+        self.ran: set[tuple[str, str]] = set()  # (date-level method, date) already called
         # Within one entity the discovery score grows with |value - median|, which the
         # detectors judge: a weaker signal than one found normal cannot flag either.
         self.normal_ceiling: dict[tuple[str, str], float] = {}
         self.family = _single_family(first.config)
+        # Where every incident shows in one statistic (easy), a daily row has no hidden cause.
+        self.causes_hide = first.config.get("difficulty") != "easy"
 
     def in_play(self, signal: dict[str, Any]) -> bool:
         """Whether a signal can start an incident of the scenario's family (every signal when
@@ -176,12 +179,48 @@ class _Investigation:
                 return  # every expected row is in hand
             if method == DAILY_VIEW:
                 self.examine_daily(date)
-            elif self.affords(method):
-                self.learn(self.call(method, date=date)["assessments"])
+            else:
+                self.run_date_level(method, date)
         found_here = any(row["date"] == date for row in self.confirmed.values())
         if found_here and not (self.wanted is not None and self.done):
             self.examine_daily(date)  # an incident rarely shows in one statistic alone
+            for method in self.possible_causes(date):  # and an hour-level cause may lie behind it
+                if self.wanted is not None and self.done:
+                    break
+                self.run_date_level(method, date)
         self.remember_normal(item)
+
+    def run_date_level(self, method: str, date: str) -> None:
+        if (method, date) not in self.ran and self.affords(method):
+            self.ran.add((method, date))
+            self.learn(self.call(method, date=date)["assessments"])
+
+    def possible_causes(self, date: str) -> list[str]:
+        """The date-level detection methods whose incidents would explain the daily rows
+        confirmed on a date (funnel algebra): a step rate that dropped may be a step broken
+        for hours; app opens that rose while the rates out of them dropped, traffic that never
+        converts; an event that rose with the rate into it, an event logged twice."""
+        rows = {r["entity_name"]: r for r in self.confirmed.values() if r["date"] == date}
+        causes: list[str] = []
+        if not self.causes_hide:
+            return causes
+        if any(
+            rows.get(m, {}).get("anomaly_type") == "rate_drop_from_median" for m in C.ADJACENT_RATE_METRICS
+        ):
+            causes.append("detect_funnel_break")
+        first = C.EVENTS[0]
+        out_of_app_opens = [m for m, (_, den) in C.CONVERSION_METRICS.items() if den == 0]
+        if first in rows and any(m in rows for m in out_of_app_opens):
+            causes.append("hourly_rows_for_date")
+        if any(
+            event in rows and m in rows and num == C.EVENTS.index(event)
+            for event in C.EVENTS[1:]
+            for m, (num, den) in C.CONVERSION_METRICS.items()
+            if num - den == 1
+        ):
+            causes.append("check_impossible_counts")
+        family = self.family
+        return [m for m in causes if family is None or family.detection_method == m]
 
     def remember_normal(self, item: dict[str, Any]) -> None:
         for signal in item["signals"]:
