@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from metric_tracker_rl.evidence import Evidence
 from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.generator import DECOY_FAMILIES
 
-TASK = "hard_mixed_multi"
+TASK = "medium_mixed_pair"
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +114,7 @@ def test_reset_observation():
     assert {t["task_id"] for t in obs.available_tasks} >= set(tasks.NAMED_TASKS)
     assert obs.conversion_metric_definitions == analysis.conversion_metric_definitions()
     assert obs.expected_row_count == len(truth().expected_rows)
-    assert obs.config["task_id"] == TASK and obs.config["difficulty"] == "hard"
+    assert obs.config["task_id"] == TASK and obs.config["difficulty"] == "medium"
     assert obs.instruction
 
 
@@ -417,20 +418,46 @@ def test_the_final_submission_is_always_possible():
 
 
 @pytest.mark.parametrize("task_id", list(tasks.NAMED_TASKS))
-def test_the_default_budget_is_set_by_difficulty_and_expected_rows(task_id):
+def test_the_default_budget_is_set_by_difficulty_incidents_and_rows(task_id):
     env = MetricTrackerRlEnvironment()
     obs = env.reset(task_id=task_id)
-    difficulty = tasks.NAMED_TASKS[task_id].difficulty
-    want = C.STEP_BUDGET_BASE[difficulty] + C.STEP_BUDGET_PER_ROW[difficulty] * obs.expected_row_count
+    task = tasks.NAMED_TASKS[task_id]
+    difficulty, incidents, rows = task.difficulty, len(task.anomaly_plan), task.anomaly_rows
+    date_level = 3 / 7  # mixed: funnel breaks, mix shifts and impossible counts are judged a date at a time
+    if task.scenario_family != "mixed":
+        date_level = float(task.scenario_family in ("funnel_break", "hourly_traffic_mix_shift"))
+    per_incident = C.STEP_BUDGET_PER_INCIDENT[difficulty] + C.STEP_BUDGET_DATE_LEVEL[difficulty] * date_level
+    per_row = 0 if difficulty in C.HIDDEN_ROW_COUNT else C.STEP_BUDGET_PER_ROW[difficulty]
+    want = C.STEP_BUDGET_BASE[difficulty] + math.ceil(per_incident * incidents) + per_row * rows
     assert obs.budget == {
         "steps_used": 0,
         "steps_left": want,
         "analysis_steps_left": want - C.SUBMISSION_COST,
         "max_steps": want,
         "submissions_used": 0,
-        "max_submissions": C.DEFAULT_MAX_SUBMISSIONS,
+        "max_submissions": C.MAX_SUBMISSIONS[difficulty],
     }
     assert f"Budget: {want} units" in obs.instruction
+
+
+def test_where_the_row_count_is_hidden_nothing_tells_it_before_the_report():
+    """On hard the expected row count is null everywhere an agent looks, the budget does not
+    depend on it, and one graded submission, the report, ends the episode."""
+    env = MetricTrackerRlEnvironment()
+    first = env.reset(task_id="hard_mixed_multi")
+    assert first.expected_row_count is None
+    assert "the number of anomaly rows is not given" in first.instruction
+    assert first.config["anomaly_count"] == 4  # incidents, not rows
+    overview = analyse(env, "task_overview").analysis_result["result"]
+    assert overview["expected_row_count"] is None
+    assert {t["task_id"]: t["anomaly_rows"] for t in first.available_tasks}["hard_mixed_multi"] is None
+    same_incidents = MetricTrackerRlEnvironment().reset(
+        seed=5, scenario_family="mixed", difficulty="hard", anomaly_count=4
+    )
+    assert same_incidents.budget["max_steps"] == first.budget["max_steps"]  # whatever the rows
+    report = env.step(MetricTrackerRlAction())
+    assert report.status == "graded" and report.done and report.budget["max_submissions"] == 1
+    assert env.step(MetricTrackerRlAction()).status == "finished"
 
 
 def test_max_steps_replaces_the_default_budget():

@@ -624,12 +624,13 @@ def _mask(issues: list[str], keys: list[str]) -> list[str]:
 
 def _not_expected_twins(ep: episode.Episode, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each row, one of the same entity type and detection method whose key is not expected."""
-    expected = {row.key for row in ep.expected_rows}
+    taken = {row.key for row in ep.expected_rows}
     twins = []
     for row in rows:
         for date in ep.dates:
             twin = {**row, "date": date}
-            if key_of(twin) not in expected and twin not in twins:
+            if key_of(twin) not in taken:
+                taken.add(key_of(twin))
                 twins.append(twin)
                 break
     return twins

@@ -89,6 +89,34 @@ def test_exhaustive_per_date_scans_score_at_most_0_7_on_hard(agent):
     assert mean_score(agent, HARD) <= 0.7
 
 
+# --- hard means hard: a literal checklist stays well below an analyst who reasons ------------
+
+
+def test_the_literal_playbook_stays_well_below_the_reference_solver():
+    """The briefing followed as a checklist (one row a date, the ranking's order, no sweep of
+    related statistics): at most 0.8 on medium and 0.6 on hard, on training and evaluation
+    configs."""
+    for configs in (CONFIGS, [c for c in NAMED_AND_EVAL if difficulty_of(c) != "easy"]):
+        by_difficulty: dict[str, list[float]] = {}
+        for config in configs:
+            by_difficulty.setdefault(difficulty_of(config), []).append(
+                float(play("playbook", config).reward or 0.0)
+            )
+        assert statistics.fmean(by_difficulty["medium"]) <= 0.8
+        assert statistics.fmean(by_difficulty["hard"]) <= 0.6
+
+
+def test_groups_of_the_stochastic_playbook_have_reward_variance():
+    """8 rollouts of the checklist taking dates from a softmax over the ranking: at most 30 % of
+    medium and hard configs give every rollout the same reward (a GRPO group that teaches
+    nothing). Easy may saturate: it is the start of a curriculum."""
+    flat = 0
+    for config in CONFIGS:
+        rewards = {float(play(AGENTS["playbook_stochastic"](seed=k), config).reward or 0.0) for k in range(8)}
+        flat += len(rewards) == 1
+    assert flat <= 0.3 * len(CONFIGS)
+
+
 # --- the honest investigator ------------------------------------------------------------------
 
 

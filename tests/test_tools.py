@@ -80,7 +80,8 @@ def test_a_result_is_the_observation_without_catalogs_a_summary_and_its_json() -
     start = session.call("start_episode", {"task_id": TASK})
     assert set(CATALOG_FIELDS) <= set(start.full()) and not set(CATALOG_FIELDS) & set(start.structured())
     assert (
-        start.summary().startswith("Episode ready.") and f"{TASK}: 4 anomaly rows to find" in start.summary()
+        start.summary().startswith("Episode ready.")
+        and f"{TASK}: an unknown number of anomaly rows to find" in start.summary()
     )
     assert json.loads(start.text()) == start.structured()
     step = session.call("list_dates", {})
