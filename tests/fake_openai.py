@@ -2,11 +2,9 @@
 
 ``POST /v1/chat/completions`` answers in the real response format (``chat.completion``,
 ``tool_calls`` with JSON-string arguments, ``finish_reason``, ``usage``). The "model" is a
-policy that reads the conversation like a model would: the solving policy calls
-task_overview and list_suspicious_dates, examines the most suspicious dates with the
-method each date's strongest signal calls for (two dates at a time, as parallel tool
-calls), confirms daily counts and rates that cross a public threshold, and submits the
-confirmed assessments once it has as many as the task has rows. Like the real API, a
+policy that reads the conversation like a model would: the solving policy reads the
+episode from the briefing and makes the reference solver's calls in its order (a few at a
+time, as parallel tool calls), then submits what the solver submits. Like the real API, a
 request whose strict tools break strict mode's rules gets 400, and arguments to a strict
 tool come with every property (null where the policy leaves one out). ``faults`` replace
 the first replies with malformed ones (bad JSON, unknown tool, text only, HTTP 500, ...).
@@ -19,17 +17,15 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from openai_strict import as_strict_model_sends, strict_errors
 
-from metric_tracker_rl.agents.solver import DAILY_VIEW, PLANS
-from metric_tracker_rl.rows import ROW_FIELDS
-from metric_tracker_rl.statistics import public_flag
+from metric_tracker_rl.agents.solver import SolverAgent
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
-DISCOVERY = "list_suspicious_dates"
-DATES_PER_TURN = 2  # dates examined in parallel tool calls per reply
 POLICIES = ("solve", "text", "loop")
 
 # One malformed reply each; the policy plays on afterwards.
@@ -233,62 +229,59 @@ def play(policy: str, messages: list[dict[str, Any]], forced: str | None) -> str
     return solve(messages, forced)
 
 
-def _date_call(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The method a date's strongest signal calls for."""
-    signal = item["signals"][0]
-    method = PLANS[signal["entity_type"]][0]
-    if signal["entity_type"] == "funnel_step" and signal["direction"] == "up":
-        method = DAILY_VIEW
-    return method, {"date": item["date"]}
+CALLS_PER_TURN = 4  # tool calls per reply, made in parallel
 
 
-def _crossing(day: dict[str, Any], thresholds: dict[str, float]) -> list[tuple[str, dict[str, Any]]]:
-    """Confirmation calls for the daily counts and rates of a date beyond a public threshold."""
-    calls = []
-    for method, entity_type, observed, median in (
-        ("compare_count_to_median", "event_count", day["counts"], day["median_counts"]),
-        ("compare_rate_to_median", "conversion_rate", day["rates_pct"], day["median_rates_pct"]),
-    ):
-        for name, value in observed.items():
-            if public_flag(entity_type, median[name], value, thresholds[name]):
-                calls.append((method, {"date": day["date"], "entity_name": name}))
-    return calls
+def reset_arguments(briefing: str) -> tuple[dict[str, Any], int]:
+    """The reset arguments and step budget of the episode a briefing describes."""
+    facts = json.loads(briefing.split("Episode: ", 1)[1].split("\n\n", 1)[0])
+    config, budget = facts["config"], int(facts["budget"]["max_steps"])
+    if config.get("task_id"):
+        return {"task_id": config["task_id"]}, budget
+    keys = ("seed", "scenario_family", "difficulty", "end_date")
+    arguments = {k: config[k] for k in keys if config.get(k) is not None}
+    if config.get("injections"):
+        return {**arguments, "anomalies": config["injections"]}, budget
+    size = "anomaly_density" if config.get("anomaly_density") else "anomaly_count"
+    return {**arguments, size: config[size]}, budget
+
+
+@lru_cache(maxsize=64)
+def solver_script(reset: str, max_steps: int) -> tuple[tuple[str, str], ...]:
+    """The reference solver's tool calls for an episode (reset arguments as JSON), in order:
+    (tool name, JSON arguments), the report last."""
+    calls: list[tuple[str, str]] = []
+
+    class Recorder(MetricTrackerRlEnvironment):
+        def step(self, action: Any, **kwargs: Any) -> Any:
+            if action.analysis_method is not None:
+                calls.append((action.analysis_method, json.dumps(action.analysis_args, sort_keys=True)))
+            else:
+                calls.append(("submit_report", json.dumps({"classifications": action.classifications})))
+            return super().step(action, **kwargs)
+
+    SolverAgent().play(Recorder(max_steps=max_steps), json.loads(reset))
+    return tuple(calls)
 
 
 def solve(messages: list[dict[str, Any]], forced: str | None) -> str | list[tuple[str, Any]]:
-    """Overview, discovery, date examinations, confirmation, minimal submission."""
+    """The reference solver's calls, a few a reply, that the conversation has not answered yet."""
     done = history(messages)
     if any(name == "submit_report" and "score" in result for name, _, result in done):
         return "Report submitted."
-    answers = {(n, json.dumps(a, sort_keys=True)): r.get("result") for n, a, r in done if "result" in r}
-    overview = next((r for (n, _), r in answers.items() if n == "task_overview"), None)
-    ranking = next((r for (n, _), r in answers.items() if n == DISCOVERY), None)
-    confirmed: dict[str, dict[str, Any]] = {}
-    pending: list[tuple[str, dict[str, Any]]] = []
-    for (name, _), result in answers.items():
-        for answer in (result or {}).get("assessments", [result or {}]):
-            if answer.get("anomaly_type") not in (None, "normal"):
-                confirmed[f"{answer['date']}|{answer['entity_name']}"] = {k: answer[k] for k in ROW_FIELDS}
-        if name == DAILY_VIEW and overview is not None:
-            pending += [c for c in _crossing(result, overview["thresholds"]) if _key(c) not in answers]
-    wanted = overview["expected_row_count"] if overview else None
-    if forced == "submit_report" or (wanted is not None and len(confirmed) >= wanted):
-        return [("submit_report", {"classifications": list(confirmed.values())})]
-    if overview is None:
-        return [("task_overview", {})]
-    if ranking is None:
-        return [(DISCOVERY, {"limit": 28})]
-    if pending:
-        return pending
-    examined = {json.dumps(a, sort_keys=True) for n, a, _ in done if "date" in a}
-    upcoming = [
-        _date_call(item)
-        for item in ranking["dates"]
-        if item["signals"] and json.dumps({"date": item["date"]}, sort_keys=True) not in examined
-    ]
-    if not upcoming:
-        return [("submit_report", {"classifications": list(confirmed.values())})]
-    return upcoming[:DATES_PER_TURN]
+    briefing = next(m["content"] for m in messages if m.get("role") == "user")
+    reset, budget = reset_arguments(briefing)
+    script = solver_script(json.dumps(reset, sort_keys=True), budget)
+    answered = [(name, json.dumps(args, sort_keys=True)) for name, args, result in done if "result" in result]
+    upcoming = list(script)
+    for call in answered:
+        if call in upcoming:
+            upcoming.remove(call)
+    report = next(json.loads(args) for name, args in script if name == "submit_report")
+    analysis = [(name, json.loads(args)) for name, args in upcoming if name != "submit_report"]
+    if forced == "submit_report" or not analysis:
+        return [("submit_report", report)]
+    return analysis[:CALLS_PER_TURN]
 
 
 def _key(call: tuple[str, dict[str, Any]]) -> tuple[str, str]:
