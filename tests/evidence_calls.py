@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from metric_tracker_rl.analysis import assessments_of
+from metric_tracker_rl.evidence import NORMAL
 from metric_tracker_rl.models import MetricTrackerRlAction
+from metric_tracker_rl.rows import row_key
 
 PER_ENTITY = ("compare_rate_to_median", "compare_count_to_median")
 
@@ -29,3 +32,13 @@ def confirm(env: Any, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
         env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
         for method, args in detection_calls(rows)
     ]
+
+
+def flagged_keys(results: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The row keys that detection results (``analysis_result["result"]``) flagged."""
+    return {
+        row_key(answer)
+        for result in results
+        for answer in assessments_of(result)
+        if answer["anomaly_type"] != NORMAL
+    }

@@ -22,12 +22,16 @@ from typing import Any
 
 import httpx
 import pytest
+from evidence_calls import detection_calls, flagged_keys
 from openenv.core.generic_client import GenericEnvClient
 from openenv.core.mcp_client import MCPToolClient
 
+from metric_tracker_rl import constants as C
 from metric_tracker_rl.agents import SolverAgent
+from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.mcp.server import EPISODE_URI, PROMPT_NAME, TASK_URI
+from metric_tracker_rl.rows import row_key
 from metric_tracker_rl.tasks import NAMED_TASKS
 from metric_tracker_rl.tools import CATALOG_FIELDS, tool_catalog
 
@@ -107,10 +111,16 @@ def tool_result(result: dict[str, Any], error: bool = False) -> dict[str, Any]:
 
 @cache
 def solver_rows(task_id: str) -> list[dict[str, Any]]:
-    """The rows the reference solver submits for a task (they score 1.0)."""
+    """The rows the reference solver submits for a task (they score 1.0 once their detection
+    methods have flagged them in the same episode)."""
     final = SolverAgent().play(MetricTrackerRlEnvironment(), {"task_id": task_id})
     assert final.reward == 1.0
     return final.submitted_rows
+
+
+def confirmations(task_id: str) -> list[dict[str, Any]]:
+    """The detection calls that give the solver's rows their evidence, as tool calls."""
+    return [call(method, **args) for method, args in detection_calls(solver_rows(task_id))]
 
 
 def episode_plan(task_id: str) -> list[dict[str, Any]]:
@@ -124,6 +134,7 @@ def episode_plan(task_id: str) -> list[dict[str, Any]]:
         call("task_overview"),
         call("rows_for_date", date=5),  # a bad call: an error result, the session lives on
         call("list_suspicious_dates", limit=None),  # null: the default
+        *confirmations(task_id),
         call("submit_report", classifications=solver_rows(task_id), payload_generators=None),
         {"op": "read_resource", "uri": EPISODE_URI},
     ]
@@ -132,9 +143,9 @@ def episode_plan(task_id: str) -> list[dict[str, Any]]:
 def check_episode(session: dict[str, Any], task_id: str) -> None:
     assert session["protocol_version"] == PROTOCOL_VERSION
     assert session["server_name"] == "metric_tracker_rl"
-    (tools, prompts, prompt, resources, task_text, start, overview, bad, suspicious, graded, episode) = (
-        session["results"]
-    )
+    results = session["results"]
+    (tools, prompts, prompt, resources, task_text, start, overview, bad, suspicious) = results[:9]
+    confirmed, (graded, episode) = results[9:-2], results[-2:]
     listed = ok(tools)["tools"]
     assert [(t["name"], t["description"], t["inputSchema"]) for t in listed] == [
         (t.name, t.description, t.input_schema) for t in tool_catalog()
@@ -153,9 +164,24 @@ def check_episode(session: dict[str, Any], task_id: str) -> None:
     assert error["status"] == "error" and "date" in error["message"]
     assert error["message"] in ok(bad)["content"][0]["text"]
     assert len(tool_result(suspicious)["analysis_result"]["result"]["dates"]) == 5
+    detections = [tool_result(result) for result in confirmed]
+    assert len(detections) == len(confirmations(task_id))
+    assert {d["status"] for d in detections} == {"analysis"}
+    assert {row_key(row) for row in solver_rows(task_id)} <= flagged_keys(
+        d["analysis_result"]["result"] for d in detections
+    )
     final = tool_result(graded)
     assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
-    assert final["correct_row_count"] == 4
+    assert final["correct_row_count"] == 4 and final["reward_breakdown"]["unsupported_rows"] == 0
+    spent = (
+        REGISTRY["task_overview"].cost
+        + C.ERROR_COST
+        + REGISTRY["list_suspicious_dates"].cost
+        + sum(d["analysis_result"]["cost"] for d in detections)
+        + C.SUBMISSION_COST
+    )
+    assert final["budget"]["steps_used"] == spent
+    assert final["budget"]["analysis_steps_left"] == final["budget"]["max_steps"] - spent - C.SUBMISSION_COST
     state = json.loads(ok(episode)["contents"][0]["text"])
     assert (state["task_id"], state["done"], state["last_score"], state["submissions_used"]) == (
         task_id,
@@ -298,6 +324,8 @@ def test_openenv_mcp_tool_client_plays_an_episode(server_url: str) -> None:
         assert names == [tool.name for tool in tool_catalog()]
         assert env.call_tool("start_episode", task_id=TASK)["status"] == "ready"
         assert env.call_tool("rows_for_date", date=5)["status"] == "error"
+        for method, args in detection_calls(solver_rows(TASK)):
+            assert env.call_tool(method, **args)["status"] == "analysis"
         final = env.call_tool("submit_report", classifications=solver_rows(TASK))
     assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
     assert set(CATALOG_FIELDS) <= set(final)  # the dialect keeps returning whole observations
@@ -309,6 +337,11 @@ def test_openenv_generic_client_plays_an_episode(server_url: str) -> None:
         assert first.observation["expected_row_count"] == 4
         dates = env.step({"analysis_method": "list_dates", "analysis_args": {}})
         assert dates.observation["status"] == "analysis"
+        for method, args in detection_calls(solver_rows(TASK)):
+            assert (
+                env.step({"analysis_method": method, "analysis_args": args}).observation["status"]
+                == "analysis"
+            )
         final = env.step({"classifications": solver_rows(TASK)})
     assert (final.reward, final.done) == (1.0, True)
 

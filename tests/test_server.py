@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from evidence_calls import confirm, detection_calls, flagged_keys
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -31,7 +33,7 @@ from metric_tracker_rl.client import MetricTrackerRlEnv
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.families import ENTITY_NAMES_BY_TYPE, SCENARIO_FAMILIES
 from metric_tracker_rl.models import MetricTrackerRlAction
-from metric_tracker_rl.rows import ROW_FIELDS
+from metric_tracker_rl.rows import ROW_FIELDS, row_key
 from metric_tracker_rl.tasks import NAMED_TASKS
 from metric_tracker_rl.tools import tool_catalog
 
@@ -129,6 +131,7 @@ def check_budget(obs: dict[str, Any], steps: int, submissions: int, max_steps: i
     assert obs["budget"] == {
         "steps_used": steps,
         "steps_left": max_steps - steps,
+        "analysis_steps_left": max(max_steps - steps - C.SUBMISSION_COST, 0),
         "max_steps": max_steps,
         "submissions_used": submissions,
         "max_submissions": 3,
@@ -175,7 +178,9 @@ def test_named_task_episode_over_typed_client(server_url: str, task_id: str) -> 
         state = env.state()
         assert (state.task_id, state.step_count, state.submissions_used, state.done) == (task_id, 3, 0, False)
 
-        # Submission 1: an over-broad payload generator -> graded, imperfect, not done.
+        # Submission 1: an over-broad payload generator -> graded, imperfect, not done. Its rows
+        # need evidence: the feedback names each one no detection call flagged, by its position
+        # in the submission and its key, and no other row.
         sub1 = env.step(
             MetricTrackerRlAction(
                 payload_generators=[{"method_name": "get_median_filter_rows", "threshold_multiplier": 1.0}]
@@ -188,14 +193,29 @@ def test_named_task_episode_over_typed_client(server_url: str, task_id: str) -> 
         assert o1.reward_breakdown["submitted_rows"] == len(o1.generated_rows)
         assert o1.budget["submissions_used"] == 1 and o1.budget["steps_used"] == 5
         assert o1.reward_breakdown["extra_rows"] > 0
-        assert not any(issue.startswith("row ") for issue in o1.submission_issues)
+        named = [issue for issue in o1.submission_issues if issue.startswith("row ")]
+        assert len(named) == o1.reward_breakdown["unsupported_rows"] > 0
+        for issue in named:
+            named_row = re.match(r"row (\d+) \(([^)]*)\): unsupported: ", issue)
+            assert named_row, issue
+            assert named_row[2] == row_key(o1.generated_rows[int(named_row[1])]), issue
 
-        # Submission 2: the hidden rows -> perfect, the episode ends.
-        sub2 = env.step(MetricTrackerRlAction(classifications=truth_rows({"task_id": task_id})))
+        # Submission 2: the hidden rows, each first confirmed by its detection method -> perfect,
+        # the episode ends.
+        report = truth_rows({"task_id": task_id})
+        confirmations = [step.observation for step in confirm(env, report)]
+        assert {o.status for o in confirmations} == {"analysis"}
+        assert {row_key(row) for row in report} <= flagged_keys(
+            o.analysis_result["result"] for o in confirmations
+        )
+        spent = sum(o.analysis_result["cost"] for o in confirmations)
+        sub2 = env.step(MetricTrackerRlAction(classifications=report))
         o2 = sub2.observation
         assert (o2.status, sub2.reward, sub2.done) == ("graded", 1.0, True)
         assert o2.correct_row_count == n_rows and o2.reward_breakdown["missing_rows"] == 0
-        check_budget(o2.model_dump(), steps=6, submissions=2, max_steps=budget)
+        assert o2.reward_breakdown["unsupported_rows"] == 0
+        assert not any(issue.startswith("row ") for issue in o2.submission_issues)  # nothing to name
+        check_budget(o2.model_dump(), steps=5 + spent + C.SUBMISSION_COST, submissions=2, max_steps=budget)
 
         after = env.step(MetricTrackerRlAction(analysis_method="task_overview"))
         assert (after.observation.status, after.reward, after.done) == ("finished", 1.0, True)
@@ -223,23 +243,51 @@ def test_step_and_submission_budgets_end_the_episode_over_the_wire(server_url: s
     with raw_ws(server_url) as ws:
         ws_obs(ws, {"type": "reset", "data": {"task_id": "easy_single_spike"}})
         budget = budget_of({"task_id": "easy_single_spike"})
-        for used in range(1, budget):
+        kept = budget - C.SUBMISSION_COST  # analysis never spends the report's unit
+        for used in range(1, kept + 1):
             obs = analyse(ws, "list_dates")
-            assert obs["done"] is False and obs["observation"]["budget"]["steps_used"] == used
-        last = analyse(ws, "list_dates")
+            assert obs["done"] is False and obs["observation"]["status"] == "analysis"
+            check_budget(obs["observation"], steps=used, submissions=0, max_steps=budget)
+        # Analysis is now refused at no cost (errors too) and the episode waits for the report.
+        for method, text in [
+            ("list_dates", "list_dates costs 1 budget unit but only 0 are left for analysis"),
+            ("no_such_method", "unknown analysis method"),
+        ]:
+            refused = analyse(ws, method)
+            o = refused["observation"]
+            assert o["status"] == "error" and text in o["message"], o["message"]
+            assert refused["done"] is False and refused["reward"] == 0.0
+            assert o["analysis_result"]["cost"] == 0
+            check_budget(o, steps=kept, submissions=0, max_steps=budget)
+        last = ws_step(ws)
+        assert last["observation"]["status"] == "graded"
         assert last["done"] is True and last["reward"] == 0.0
-        assert "Step budget" in last["observation"]["message"]
-        check_budget(last["observation"], steps=budget, submissions=0, max_steps=budget)
+        assert "Step budget spent" in last["observation"]["message"]
+        check_budget(last["observation"], steps=budget, submissions=1, max_steps=budget)
         assert ws_step(ws)["observation"]["status"] == "finished"
 
+        # Three graded submissions end an episode. A row without evidence is named, with what it
+        # lacks: first no call at all, then a call that answered normal.
         ws_obs(ws, {"type": "reset", "data": {"task_id": "easy_single_spike"}})
-        wrong = [_bad_row(date="2026-03-05", entity_name="app_open_to_payment_successful")]
+        wrong = _bad_row(date="2026-03-05", entity_name="app_open_to_payment_successful")
+        lacks = [
+            "no earlier compare_rate_to_median call on this date and entity",
+            "compare_rate_to_median answered normal on this date and entity",
+        ]
         scores = []
         for n in range(1, 4):
-            obs = ws_step(ws, classifications=wrong if n < 3 else [])
+            if n == 2:
+                normal = analyse(
+                    ws, "compare_rate_to_median", date=wrong["date"], entity_name=wrong["entity_name"]
+                )
+                assert normal["observation"]["analysis_result"]["result"]["anomaly_type"] == "normal"
+            obs = ws_step(ws, classifications=[wrong] if n < 3 else [])
             o = obs["observation"]
             assert o["status"] == "graded" and o["budget"]["submissions_used"] == n
             assert obs["done"] is (n == 3)
+            if n < 3:
+                assert o["reward_breakdown"]["unsupported_rows"] == o["reward_breakdown"]["extra_rows"] == 1
+                assert f"row 0 ({row_key(wrong)}): unsupported: {lacks[n - 1]}" in o["submission_issues"]
             scores.append(obs["reward"])
         assert scores[-1] == 0.0  # the last graded score is the episode's reward
         state = ws_send(ws, {"type": "state"})[1]["data"]
@@ -252,7 +300,10 @@ N_SESSIONS = 64
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
+@functools.cache
 def _session_plan(i: int) -> tuple[dict[str, Any], list[MetricTrackerRlAction]]:
+    """Discovery calls, detection calls that confirm some of the hidden rows (how many varies
+    by session), then a payload generator writes the report."""
     config = {
         "seed": 70_000 + i,
         "scenario_family": SCENARIO_FAMILIES[i % len(SCENARIO_FAMILIES)],
@@ -260,12 +311,17 @@ def _session_plan(i: int) -> tuple[dict[str, Any], list[MetricTrackerRlAction]]:
         "anomaly_count": 1 + i % 5,
     }
     multiplier = 2.0 + (i % 4) * 0.5
+    confirmed = truth_rows(config)[: i % 4]
     actions = [
         MetricTrackerRlAction(analysis_method="task_overview"),
         MetricTrackerRlAction(analysis_method="list_suspicious_dates", analysis_args={"limit": 1 + i % 7}),
         MetricTrackerRlAction(
             analysis_method="get_median_filter_rows",
             analysis_args={"metric_name": "app_opens", "threshold_multiplier": multiplier},
+        ),
+        *(
+            MetricTrackerRlAction(analysis_method=method, analysis_args=args)
+            for method, args in detection_calls(confirmed)
         ),
         MetricTrackerRlAction(
             payload_generators=[{"method_name": "get_median_filter_rows", "threshold_multiplier": multiplier}]
@@ -299,7 +355,7 @@ def test_64_concurrent_sessions_match_in_process_results(server_url: str) -> Non
     remote = asyncio.run(main())
     errors = [(i, r) for i, r in enumerate(remote) if isinstance(r, BaseException)]
     assert not errors, f"{len(errors)} sessions failed, first: {errors[0]!r}"
-    scores = set()
+    scores, matched = set(), 0
     for i, observations in enumerate(remote):
         local = _play_local(i)
         assert observations == local, f"session {i} differs from the in-process environment"
@@ -307,7 +363,9 @@ def test_64_concurrent_sessions_match_in_process_results(server_url: str) -> Non
         assert final["status"] == "graded" and 0.0 <= final["reward"] <= 1.0
         assert final["expected_row_count"] == observations[0]["expected_row_count"] > 0
         scores.add(final["reward"])
+        matched += final["reward_breakdown"]["matched_rows"]
     assert len(scores) > 1, "different seeds should not all score the same"
+    assert matched > 0, "generated rows that detection calls confirmed earn credit"
 
 
 # --- 3. reconnect after a dropped connection -----------------------------------------------
@@ -334,6 +392,9 @@ def test_reconnect_after_abruptly_dropped_connection(server_url: str) -> None:
             overview = (await fresh.step(MetricTrackerRlAction(analysis_method="task_overview"))).observation
             assert overview.status == "analysis"
             report = truth_rows({"task_id": "easy_single_spike"})
+            for method, args in detection_calls(report):
+                step = await fresh.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
+                assert step.observation.status == "analysis"
             final = await fresh.step(MetricTrackerRlAction(classifications=report))
             assert (final.reward, final.done) == (1.0, True)
 
@@ -889,12 +950,20 @@ def test_no_hidden_rows_in_any_response(server_url: str, http: httpx.Client, con
         wrong = _wrong_rows(expected, dates)
         empty = step()
         assert empty["status"] == "graded" and empty["reward_breakdown"]["missing_rows"] == len(expected)
-        assert any("missing" in issue for issue in empty["submission_issues"])
+        missing = f"expected anomaly rows not reported: {len(expected)} of {len(expected)}"
+        assert any(missing in issue for issue in empty["submission_issues"])
         bad = [_bad_row(date="1999-01-01"), _bad_row(severity="apocalyptic")]
         wrong_sub = step(classifications=[*wrong, *bad])
         assert wrong_sub["status"] == "graded" and wrong_sub["reward_breakdown"]["matched_rows"] == 0
         assert wrong_sub["reward_breakdown"]["extra_rows"] == len(wrong)
-        assert any(f"{len(wrong)} are extra" in issue for issue in wrong_sub["submission_issues"])
+        assert wrong_sub["reward_breakdown"]["unsupported_rows"] == len(wrong)
+        issues = wrong_sub["submission_issues"]
+        assert any(f"unsupported: {len(wrong)} (each costs as an extra row)" in issue for issue in issues)
+        for position, row in enumerate(wrong):  # each named by the agent's own key, with what it lacks
+            lacks = f"no earlier {row['detection_method']} call on this date"
+            assert any(
+                issue.startswith(f"row {position} ({row_key(row)}): unsupported: {lacks}") for issue in issues
+            )
         for method, args in [
             ("task_overview", {}),
             ("list_entities", {}),
@@ -905,12 +974,8 @@ def test_no_hidden_rows_in_any_response(server_url: str, http: httpx.Client, con
             ("preview_submission", {"rows": wrong}),
             ("compare_rate_to_median", {"date": "1999-01-01", "entity_name": "app_open_to_menu_open"}),
         ]:
-            # the step budget may run out on the way: a finished episode answers too
-            assert step(analysis_method=method, analysis_args=args)["status"] in (
-                "analysis",
-                "error",
-                "finished",
-            )
+            # the analysis budget may run out on the way: a refused call answers too
+            assert step(analysis_method=method, analysis_args=args)["status"] in ("analysis", "error")
         assert send({"type": "state"})["type"] == "state"
         send({"type": "reset", "data": {**config, "debug": True}})
 
@@ -983,11 +1048,16 @@ def test_full_episode_through_mcp_tools_only(http: httpx.Client) -> None:
         wrong = mcp_call(http, sid, "submit_report", classifications=rows["rows"][:3])
         assert wrong["status"] == "graded" and wrong["done"] is False and 0 <= wrong["reward"] < 1
         assert overview["expected_row_count"] == 4
-        final = mcp_call(
-            http, sid, "submit_report", classifications=truth_rows({"task_id": "hard_mixed_multi"})
+        report = truth_rows({"task_id": "hard_mixed_multi"})
+        confirmations = [mcp_call(http, sid, method, **args) for method, args in detection_calls(report)]
+        assert {c["status"] for c in confirmations} == {"analysis"}
+        assert {row_key(r) for r in report} <= flagged_keys(
+            c["analysis_result"]["result"] for c in confirmations
         )
+        final = mcp_call(http, sid, "submit_report", classifications=report)
         assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
-        used = 1 + 2 + 3 + 1 + 1 + C.GENERATOR_ROW_COST * len(rows["rows"]) + 2
+        confirmed = sum(c["analysis_result"]["cost"] for c in confirmations)
+        used = 1 + 2 + 3 + 1 + 1 + C.GENERATOR_ROW_COST * len(rows["rows"]) + confirmed + 2
         check_budget(final, steps=used, submissions=2, max_steps=budget_of({"task_id": "hard_mixed_multi"}))
         assert mcp_call(http, sid, "list_dates")["status"] == "finished"
     finally:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from evidence_calls import detection_calls
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
@@ -378,19 +379,28 @@ def test_the_daily_log_axis_shows_only_clean_ticks(easy, hard) -> None:
 # --- feedback ----------------------------------------------------------------------------
 
 
-def test_breakdown_table_adds_up_to_the_score() -> None:
+def test_breakdown_table_adds_up_to_the_score(easy) -> None:
     session = DebuggerSession(debug=False)
     session.reset(task_id="easy_single_spike")
+    confirmed = easy.expected_rows  # the generator also writes rows that no call confirmed
+    for method, args in detection_calls(row.model_dump() for row in confirmed):
+        assert session.run_method(method, args).status == "analysis"
     session.generators = [{"method_name": "get_rate_spike_from_median_rows", "threshold_multiplier": 3.0}]
     observation = session.submit([{"date": "not a date"}])
     assert observation.status == "graded"
-    headers, rows = data.breakdown_table(observation.reward_breakdown)
+    breakdown = observation.reward_breakdown
+    assert breakdown["matched_rows"] == len(confirmed) and breakdown["unsupported_rows"] > 0
+    assert breakdown["score"] > 0  # not clamped: the points below are the whole score
+    headers, rows = data.breakdown_table(breakdown)
     points = [r[headers.index("points")] for r in rows if r[0] in ("component", "penalty")]
-    assert sum(points) == pytest.approx(observation.reward_breakdown["score"], abs=1e-3)
-    assert {r[1] for r in rows} >= {"precision", "recall", "invalid_row_penalty", "missing_rows"}
+    assert sum(points) == pytest.approx(breakdown["score"], abs=1e-3)
+    names = {r[1] for r in rows}
+    assert names >= {"precision", "recall", "invalid_row_penalty", "missing_rows", "unsupported_rows"}
     text = data.feedback_markdown(observation)
     assert f"Score {observation.reward:.4f}" in text and "row 0: invalid" in text
-    assert f"{observation.reward_breakdown['matched_rows']} of 2 expected rows matched" in text
+    assert f"{len(confirmed)} of 2 expected rows reported with evidence" in text
+    assert f"{breakdown['unsupported_rows']} unsupported (no credit" in text
+    assert ": unsupported: no earlier compare_rate_to_median call" in text  # each one named
     assert "**Submissions** 1/3" in data.budget_line(observation)
 
 
@@ -399,10 +409,18 @@ def test_a_preview_after_the_budget_is_spent_says_why() -> None:
     session.reset(task_id="easy_single_spike")
     shown = data.preview_markdown(session.preview([{"date": "not a date"}]))
     assert shown.startswith("**Preview:** 1 row(s), 0 valid, 1 invalid") and "\n- " in shown
-    session.run_method("get_rate_spike_from_median_rows", {"threshold_multiplier": 0.0})  # spends it all
+    session.run_method("get_rate_spike_from_median_rows", {"threshold_multiplier": 0.0})  # spends most
+    for _ in range(session.observation.budget["max_steps"]):  # analysis stops at the report's unit
+        if session.run_method("list_dates", {}).status == "error":
+            break
+    refused = session.preview([])
+    assert refused.status == "error" and "left for analysis" in refused.message and not refused.done
+    assert refused.submission_preview == {}
+    assert data.preview_markdown(refused) == f"**No preview (error):** {refused.message}"
+    assert session.submit([]).done  # the report spends the unit kept for it
     finished = session.preview([])
     assert finished.submission_preview == {}
-    assert data.preview_markdown(finished) == f"**No preview ({finished.status}):** {finished.message}"
+    assert data.preview_markdown(finished) == f"**No preview (finished):** {finished.message}"
 
 
 def test_rows_typed_by_hand_are_parsed() -> None:

@@ -583,6 +583,7 @@ BREAKDOWN_COUNTS = (
     "submitted_rows",
     "valid_rows",
     "matched_rows",
+    "unsupported_rows",
     "extra_rows",
     "duplicate_rows",
     "invalid_rows",
