@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from metric_tracker_rl import constants as C
 from metric_tracker_rl.cli import app
 from metric_tracker_rl.tasks import EVAL_SEED_BASE, EVAL_SPLIT, NAMED_TASKS
 
@@ -42,7 +43,8 @@ def test_tasks_json_is_valid_and_complete() -> None:
     for task_id, task in named.items():
         spec = NAMED_TASKS[task_id]
         assert task["difficulty"] == spec.difficulty
-        assert task["anomaly_rows"] == len(spec.anomaly_plan)
+        assert task["anomalies"] == len(spec.anomaly_plan)
+        assert task["anomaly_rows"] == (None if spec.difficulty in C.HIDDEN_ROW_COUNT else spec.anomaly_rows)
         assert task["description"] == spec.description
     split = data["evaluation_split"]
     assert split["count"] == len(EVAL_SPLIT) == len(split["configs"])
@@ -70,7 +72,8 @@ def test_named_task_anomaly_rows_match_the_environment() -> None:
     data = json.loads(runner.invoke(app, ["tasks", "--json"]).output)
     for task in data["named_tasks"]:
         episode = build_episode(config_for(task["task_id"]))
-        assert len(episode.expected_rows) == task["anomaly_rows"]
+        assert len(episode.incidents) == task["anomalies"]
+        assert task["anomaly_rows"] == episode.shown_row_count()
 
 
 def test_no_arguments_shows_help() -> None:
@@ -147,14 +150,12 @@ def test_docs_methods_table_matches_the_registry() -> None:
 
 
 def test_docs_tasks_and_thresholds_match_the_code() -> None:
-    from metric_tracker_rl import constants as C
-
     text = (DOCS / "task.md").read_text()
     for task in NAMED_TASKS.values():
-        assert (
-            f"| `{task.task_id}` | {task.difficulty} | {len(task.anomaly_plan)} | {task.description} |"
-            in text
-        )
+        rows = task.describe()["anomaly_rows"]
+        shown = "not given" if rows is None else rows
+        cells = (f"`{task.task_id}`", task.difficulty, len(task.anomaly_plan), shown, task.description)
+        assert "| " + " | ".join(map(str, cells)) + " |" in text
     assert f"The split has {len(EVAL_SPLIT)} configs" in text
     text = (DOCS / "data.md").read_text()
     for metric, threshold in C.RATE_THRESHOLD_PP.items():
