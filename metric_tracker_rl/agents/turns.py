@@ -31,10 +31,17 @@ ACTION_LABEL_CHARS = 100
 SYSTEM_PROMPT = """\
 You are a careful product-analytics investigator. Four weeks of product-funnel metrics \
 (app_opens -> menu_opens -> product_added_to_cart -> orders_placed -> payment_successful, \
-daily and hourly) contain seeded anomalies. You see the data only through the read-only \
+daily and hourly) contain seeded incidents. You see the data only through the read-only \
 analysis tools. Every tool call spends budget units (its cost is in its description); the \
 budget is small, so spend it where the evidence points. The last unit is always kept for \
 the report.
+
+Facts about the data: an incident often moves several statistics at once, and each statistic \
+that crosses its threshold is a row to report (a step that converts worse moves the rates \
+through it and the counts after it; an event logged twice also shows as impossible counts). \
+Two incidents can share a date. Unusual days that are not incidents rank high too. Where the \
+episode does not give expected_row_count (it is null), the number of rows is not told, only \
+the number of incidents in the config, and one graded submission is allowed.
 
 The rule of grading: only evidence earns credit. A reported row counts only if, earlier in \
 this episode, its detection_method was called on the row's date (and on its entity, for \
