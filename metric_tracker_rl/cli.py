@@ -321,7 +321,8 @@ def evaluate(
     from rich.progress import Progress
 
     from metric_tracker_rl.agents import AGENTS
-    from metric_tracker_rl.evaluation import Journal, markdown_table, run_evaluation
+    from metric_tracker_rl.evaluation import Journal, markdown_table, run_date, run_evaluation, run_metadata
+    from metric_tracker_rl.tasks import NAMED_TASKS
 
     unknown = [name for name in agent if name not in AGENTS]
     if unknown:
@@ -339,23 +340,30 @@ def evaluate(
     if url is not None:
         _check_server(url)
     journal = Journal(f"{report_path}.partial.jsonl", resume=resume) if report_path is not None else None
+    run = run_metadata(
+        tasks=list(task or ([] if split or configs_file else NAMED_TASKS)),
+        split=split,
+        configs_file=configs_file,
+        max_steps=max_steps,
+        url=url,
+        date=journal.date if journal is not None else run_date(),
+    )
     reports = []
     try:
         with Progress(transient=True) as progress:
             for name in agent:
                 bar = progress.add_task(f"{name}", total=len(configs))
-                reports.append(
-                    run_evaluation(
-                        name,
-                        configs,
-                        labels=labels,
-                        url=url,
-                        workers=workers,
-                        max_steps=max_steps,
-                        on_episode=lambda _record, bar=bar: progress.advance(bar),
-                        journal=journal,
-                    )
+                report = run_evaluation(
+                    name,
+                    configs,
+                    labels=labels,
+                    url=url,
+                    workers=workers,
+                    max_steps=max_steps,
+                    on_episode=lambda _record, bar=bar: progress.advance(bar),
+                    journal=journal,
                 )
+                reports.append(report | {"run": run})
     finally:
         if journal is not None:
             journal.close()
@@ -397,6 +405,30 @@ def _check_server(url: str) -> None:
         ) from None
     if reply.status_code != 200:
         raise CliError(f"--url: {url}/health answered HTTP {reply.status_code}, not a healthy server")
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+@app.command("report")
+def report(
+    results: Annotated[list[str], typer.Argument(help="Reports written by metric-tracker eval --json.")],
+    out_dir: Annotated[str, typer.Option("--out", help="Directory to write into (created if missing).")],
+    hub_dataset: Annotated[
+        str | None,
+        typer.Option("--hub-dataset", help="The benchmark's Hub dataset id in eval.yaml's results."),
+    ] = None,
+) -> None:
+    """Write the results page: an HTML leaderboard, its Markdown (printed too), and eval.yaml
+    with .eval_results/ in Hugging Face's eval-results convention."""
+    from metric_tracker_rl.report import HUB_DATASET, ReportError, markdown, write_report
+
+    try:
+        built, written = write_report(results, out_dir, hub_dataset or HUB_DATASET)
+    except ReportError as err:
+        raise CliError(str(err)) from None
+    typer.echo(markdown(built), nl=False)
+    typer.echo(f"Wrote {', '.join(str(path) for path in written)}", err=True)
 
 
 # --- export ----------------------------------------------------------------------------
