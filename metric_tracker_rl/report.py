@@ -30,7 +30,6 @@ from metric_tracker_rl.families import SCENARIO_FAMILIES
 ALL = "all"
 MISSING = "—"
 HUB_DATASET = "metric_tracker_rl"  # where the benchmark would live on the Hub (--hub-dataset)
-REPORT_FILES = ("report.html", "report.md", "eval.yaml")
 
 
 class ReportError(ValueError):
@@ -333,11 +332,14 @@ def page(report: Report) -> str:
 
 
 def hub_files(report: Report, dataset_id: str = HUB_DATASET) -> dict[str, str]:
-    """The report in Hugging Face's eval-results convention (hub-docs, docs/hub/eval-results.md
-    and eval_results.yaml): ``eval.yaml``, the benchmark's definition with one task per
-    group of episodes (all, each difficulty), and ``.eval_results/<agent>.yaml`` per agent, one
-    result per task: the mean score, the run's date and, as notes, the interval, episodes,
-    budget and version."""
+    """The report in Hugging Face's eval-results convention, the one of
+    https://huggingface.co/docs/hub/eval-results (hub-docs: docs/hub/eval-results.md and
+    eval_results.yaml), not the older model-index card metadata: ``eval.yaml``, the benchmark's
+    definition ("Registering a Benchmark": name, description, evaluation_framework, tasks with
+    id, config and split), one task per group of episodes (all, each difficulty); and
+    ``.eval_results/<agent>.yaml`` per agent, one result per task (dataset id and task_id,
+    value: the mean score, date: the run's), with the interval, episodes, budget and version
+    as notes."""
     groups = [ALL, *(d for d in report.difficulties if d != MISSING)]
     benchmark = {
         "name": "metric_tracker_rl",
