@@ -49,6 +49,15 @@ def solver_calls(task_id: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+BAD_CALL = ("rows_for_date", {"date": "2026-02-30"})  # answered with an error; the episode goes on
+
+
+def script(task_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """What the model plays: the solver's calls, after a bad one on the first task."""
+    calls = solver_calls(task_id)
+    return [BAD_CALL, *calls] if task_id == next(iter(NAMED_TASKS)) else calls
+
+
 def closed_port_url() -> str:
     """A URL where no server listens (a port that was free a moment ago)."""
     with socket.socket() as sock:
@@ -64,7 +73,7 @@ def played(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     port = server_url.rsplit(":", 1)[1]
     pool = [server_url, f"http://localhost:{port}", closed_port_url()]
     folder = tmp_path_factory.mktemp("verifiers")
-    replays = {f'"task_id":"{task_id}"': solver_calls(task_id) for task_id in NAMED_TASKS}
+    replays = {f'"task_id":"{task_id}"': script(task_id) for task_id in NAMED_TASKS}
     with FakeOpenAI(policy="replay", replays=replays) as fake:
         plan = {
             "pool": pool,
@@ -137,8 +146,15 @@ def test_vf_eval_replays_the_solver_to_reward_one(played: dict[str, Any]) -> Non
         assert metrics["score"] == metrics["recall"] == metrics["numeric_values"] == 1.0
         assert metrics["matched_rows"] == metrics["expected_rows"] == metrics["exact_rows"] == rows
         assert metrics["extra_rows"] == metrics["invalid_rows"] == 0
-        assert metrics["tool_calls"] == len(solver_calls(episode["task"]["key"]))
+        assert metrics["tool_calls"] == len(script(episode["task"]["key"]))
         assert metrics["submissions_used"] == 1 and metrics["steps_used"] > 0
+        results = [n["message"]["content"] for n in trace["nodes"] if n["message"]["role"] == "tool"]
+        # The submission ended the episode, so no model turn reads its answer; the others it read.
+        assert len(results) == metrics["tool_calls"] - 1
+        observations = [json.loads(result) for result in results]
+        assert all(o["status"] == "analysis" for o in observations if o["status"] != "error")
+        if script(episode["task"]["key"])[0] == BAD_CALL:  # the server's error, as the model reads it
+            assert observations[0]["status"] == "error" and "2026-02-30" in observations[0]["message"]
 
 
 def test_the_model_gets_the_server_catalog_without_start_episode(played: dict[str, Any]) -> None:
