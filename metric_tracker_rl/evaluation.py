@@ -10,6 +10,7 @@ can resume where it stopped.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import multiprocessing
 import statistics
@@ -94,27 +95,60 @@ def _play_remote(agent_name: str, url: str, config: dict[str, Any]) -> dict[str,
     return episode_record(config, final)
 
 
+def run_date() -> str:
+    """Today (UTC) as an ISO date: when a run is recorded as played. Metadata of a report,
+    never an input to an episode or a score."""
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def run_metadata(
+    *,
+    tasks: list[str],
+    split: str | None,
+    configs_file: str | None,
+    max_steps: int | None,
+    url: str | None,
+    date: str,
+) -> dict[str, Any]:
+    """How a report's scores were obtained: the package version, the task set, the step
+    budget (None: each episode's default, or the server's with ``url``), the server, the date."""
+    from metric_tracker_rl import __version__
+
+    return {
+        "version": __version__,
+        "task_set": {"tasks": tasks, "split": split, "configs": configs_file},
+        "max_steps": max_steps,
+        "url": url,
+        "date": date,
+    }
+
+
 class Journal:
     """Finished episodes, one JSON line each, appended as they finish (``PATH.partial.jsonl``
-    beside a report at PATH). ``resume=True`` keeps the lines already there, and the run
-    skips the episodes they hold; otherwise the journal starts empty. A failed episode is
+    beside a report at PATH), after a first line with the run's date. ``resume=True`` keeps
+    the lines already there, and the run skips the episodes they hold and keeps their date;
+    otherwise the journal starts empty, dated ``date`` (default: today). A failed episode is
     written too, but a resumed run plays it again."""
 
-    def __init__(self, path: str | Path, *, resume: bool = False) -> None:
+    def __init__(self, path: str | Path, *, resume: bool = False, date: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: dict[str, dict[str, Any]] = {}
+        self.date = date or run_date()
         if resume and self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
                     entry = json.loads(line)
+                    if "run" in entry:
+                        self.date = str(entry["run"]["date"])
+                        continue
                     key, record = entry["key"], entry["record"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a line cut short by the interruption
                 if record.get("score") is not None:
                     self.done[key] = record
         else:
-            self.path.write_text("", encoding="utf-8")
+            self.path.write_text(json.dumps({"run": {"date": self.date}}) + "\n", encoding="utf-8")
         self._handle = self.path.open("a", encoding="utf-8")
 
     @staticmethod
@@ -229,13 +263,14 @@ def markdown_table(reports: list[dict[str, Any]]) -> str:
     ]
     for report in reports:
         means, intervals = report["per_task"], report["per_task_ci"]
-        cells = [_with_ci(means[label], intervals[label]) if label in means else "" for label in labels]
-        mean = _with_ci(report["mean_score"], report["mean_score_ci"])
+        cells = [with_ci(means[label], intervals[label]) if label in means else "" for label in labels]
+        mean = with_ci(report["mean_score"], report["mean_score_ci"])
         lines.append(f"| {report['agent']} | " + " | ".join(cells) + f" | {mean} |")
     return "\n".join(lines)
 
 
-def _with_ci(mean: float, ci: Sequence[float]) -> str:
+def with_ci(mean: float, ci: Sequence[float]) -> str:
+    """``0.523 [0.461, 0.585]``; the mean alone when the interval is a point."""
     if ci[0] == ci[1]:
         return f"{mean:.3f}"
     return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -4,11 +4,14 @@
 ``tool_calls`` with JSON-string arguments, ``finish_reason``, ``usage``). The "model" is a
 policy that reads the conversation like a model would: the solving policy reads the
 episode from the briefing and makes the reference solver's calls in its order (a few at a
-time, as parallel tool calls), then submits what the solver submits. Like the real API, a
-request whose strict tools break strict mode's rules gets 400, and arguments to a strict
-tool come with every property (null where the policy leaves one out). ``faults`` replace
-the first replies with malformed ones (bad JSON, unknown tool, text only, HTTP 500, ...).
-Every request body is recorded. Loopback only, a free port, a daemon thread.
+time, as parallel tool calls), then submits what the solver submits. The replaying policy
+plays recorded tool calls instead, one a reply: the script whose marker the conversation's
+first user message holds, at the position the conversation has reached. Like the real API,
+a request whose strict tools break strict mode's rules gets 400, arguments to a strict tool
+come with every property (null where the policy leaves one out), and ``"stream": true`` is
+answered with server-sent events (``chat.completion.chunk``s, then ``[DONE]``). ``faults``
+replace the first replies with malformed ones (bad JSON, unknown tool, text only, HTTP 500,
+...). Every request body is recorded. Loopback only, a free port, a daemon thread.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from openai_strict import as_strict_model_sends, strict_errors
 from metric_tracker_rl.agents.solver import SolverAgent
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
-POLICIES = ("solve", "text", "loop")
+POLICIES = ("solve", "text", "loop", "replay")
+Call = tuple[str, dict[str, Any]]
 
 # One malformed reply each; the policy plays on afterwards.
 FAULTS: dict[str, dict[str, Any]] = {
@@ -46,17 +50,28 @@ class FakeOpenAI:
     """``with FakeOpenAI(policy="solve", faults=["bad_json"]) as fake: fake.base_url``.
 
     ``accept_seed=False`` answers 400 to requests that carry ``seed``, as some servers do.
+    ``replays`` (the ``replay`` policy): marker -> the tool calls to play, in order, in the
+    conversations whose first user message contains the marker.
     """
 
-    def __init__(self, policy: str = "solve", faults: Sequence[str] = (), accept_seed: bool = True) -> None:
+    def __init__(
+        self,
+        policy: str = "solve",
+        faults: Sequence[str] = (),
+        accept_seed: bool = True,
+        replays: dict[str, list[Call]] | None = None,
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
+        if (policy == "replay") != bool(replays):
+            raise ValueError("the replay policy, and only it, takes replays")
         unknown = [f for f in faults if f not in FAULTS]
         if unknown:
             raise ValueError(f"unknown faults {unknown}; expected some of {list(FAULTS)}")
         self.policy = policy
         self.faults = list(faults)
         self.accept_seed = accept_seed
+        self.replays = dict(replays or {})
         self.requests: list[dict[str, Any]] = []  # the JSON bodies, in arrival order
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -105,6 +120,11 @@ class FakeOpenAI:
             reply: str | list[tuple[str, Any]] = fault["tool_calls"]
         elif "content" in fault:
             reply = fault["content"]
+        elif self.policy == "replay":
+            try:
+                reply = replay(self.replays, body)
+            except LookupError as err:
+                return 400, {"error": {"message": str(err), "type": "invalid_request_error"}}
         else:
             reply = play(self.policy, body.get("messages", []), _forced_tool(body))
         return 200, completion(number, body.get("model", ""), reply, body)
@@ -122,13 +142,17 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request"}})
             status, payload = fake.respond(body, {k.lower(): v for k, v in self.headers.items()})
+            if status == 200 and body.get("stream"):
+                usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return self._send(status, payload, stream_events(payload, usage))
             self._send(status, payload)
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, payload: dict[str, Any], events: bytes | None = None) -> None:
+            data = json.dumps(payload).encode() if events is None else events
             try:
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                kind = "application/json" if events is None else "text/event-stream"
+                self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(data)))
                 if status >= 500:
                     self.send_header("retry-after-ms", "20")  # the client's retries stay quick
@@ -200,7 +224,45 @@ def completion(
     }
 
 
+def stream_events(completion: dict[str, Any], include_usage: bool) -> bytes:
+    """A ``chat.completion`` as the streamed API sends it: the message as one delta (tool calls
+    indexed), a chunk with the finish reason, the usage when asked for, then ``[DONE]``."""
+    head = {k: v for k, v in completion.items() if k not in ("choices", "usage", "object")}
+    head["object"] = "chat.completion.chunk"
+    choice = completion["choices"][0]
+    delta = dict(choice["message"])
+    if delta.get("tool_calls"):
+        delta["tool_calls"] = [{"index": k, **call} for k, call in enumerate(delta["tool_calls"])]
+    chunks = [
+        {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}]},
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]},
+    ]
+    if include_usage:
+        chunks.append({**head, "choices": [], "usage": completion["usage"]})
+    return b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks) + b"data: [DONE]\n\n"
+
+
 # --- the policies --------------------------------------------------------------------------
+
+
+def replay(replays: dict[str, list[Call]], body: dict[str, Any]) -> str | list[tuple[str, Any]]:
+    """The next recorded call of the conversation's script (with every property of the tool's
+    schema, null where the call leaves one out, as a model following it sends), or a closing
+    text once the script is played."""
+    messages = body.get("messages", [])
+    first = next((m for m in messages if m.get("role") == "user"), {})
+    text = first.get("content") if isinstance(first.get("content"), str) else json.dumps(first.get("content"))
+    scripts = [calls for marker, calls in replays.items() if marker in (text or "")]
+    if len(scripts) != 1:
+        raise LookupError(f"{len(scripts)} replay scripts match this conversation; expected one")
+    played = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
+    if played >= len(scripts[0]):
+        return "Report submitted."
+    name, arguments = scripts[0][played]
+    schemas = {t["function"]["name"]: t["function"].get("parameters", {}) for t in body.get("tools") or []}
+    if name not in schemas:
+        raise LookupError(f"the request offers no tool {name!r}")
+    return [(name, as_strict_model_sends(arguments, schemas[name]))]
 
 
 def history(messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:

@@ -4,6 +4,7 @@ reports the same bytes as an uninterrupted one, and failed episodes are recorded
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from fake_openai import FakeOpenAI
 
-from metric_tracker_rl import evaluation
+from metric_tracker_rl import __version__, evaluation
 from metric_tracker_rl.agents import AGENTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,8 +87,16 @@ def test_the_report_is_written_where_asked_with_a_journal_beside_it(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["mean_score"] == 1.0 and data["failed_episodes"] == 0
-    journal = [json.loads(line) for line in Path(f"{report}.partial.jsonl").read_text().splitlines()]
+    header, *journal = [json.loads(line) for line in Path(f"{report}.partial.jsonl").read_text().splitlines()]
     assert [entry["record"] for entry in journal] == data["episodes"]
+    assert header == {"run": {"date": data["run"]["date"]}}
+    assert data["run"] == {
+        "version": __version__,
+        "task_set": {"tasks": TASKS[1::2], "split": None, "configs": None},
+        "max_steps": None,
+        "url": None,
+        "date": dt.datetime.now(dt.UTC).date().isoformat(),
+    }
 
 
 def test_a_resumed_run_plays_only_what_is_missing_and_reports_the_same_bytes(tmp_path: Path) -> None:
@@ -96,20 +106,20 @@ def test_a_resumed_run_plays_only_what_is_missing_and_reports_the_same_bytes(tmp
     expected = first.read_text(encoding="utf-8")
     journal = Path(f"{first}.partial.jsonl")
     lines = journal.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 7  # the run's date, then one line an episode
     # Interrupted after two episodes, the third cut mid-line:
-    journal.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:40], encoding="utf-8")
+    journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40], encoding="utf-8")
     first.unlink()
     done = cli("eval", *both, "--json", str(first), "--resume")
     assert done.returncode == 0, done.stderr
     assert first.read_text(encoding="utf-8") == expected
     kept = journal.read_text(encoding="utf-8").splitlines()
-    assert kept[:2] == lines[:2] and len([k for k in kept if k.endswith("}")]) == 6
+    assert kept[:3] == lines[:3] and len([k for k in kept if k.endswith("}")]) == 7
     # Without --resume the journal starts again.
     assert (
         cli("eval", "--agent", "solver", "--task", "easy_single_spike", "--json", str(first)).returncode == 0
     )
-    assert len(journal.read_text(encoding="utf-8").splitlines()) == 1
+    assert len(journal.read_text(encoding="utf-8").splitlines()) == 2
 
 
 def test_resume_skips_the_journalled_episodes(tmp_path: Path) -> None:
@@ -127,14 +137,17 @@ def test_resume_skips_the_journalled_episodes(tmp_path: Path) -> None:
     AGENTS["counting"] = Counting
     try:
         report_path = tmp_path / "scores.json.partial.jsonl"
-        journal = evaluation.Journal(report_path)
+        with time_machine.travel(dt.datetime(2026, 3, 31, 23, 59, tzinfo=dt.UTC), tick=False):
+            journal = evaluation.Journal(report_path)
         whole = evaluation.run_evaluation("counting", configs, journal=journal)
         journal.close()
         assert len(played) == 2
-        resumed_journal = evaluation.Journal(report_path, resume=True)
+        with time_machine.travel(dt.datetime(2026, 4, 2, tzinfo=dt.UTC), tick=False):
+            resumed_journal = evaluation.Journal(report_path, resume=True)
         resumed = evaluation.run_evaluation("counting", configs, journal=resumed_journal)
         resumed_journal.close()
         assert len(played) == 2 and resumed == whole
+        assert journal.date == resumed_journal.date == "2026-03-31"  # a resumed run keeps its date
     finally:
         del AGENTS["counting"]
 

@@ -2,7 +2,7 @@
 
 One module per command group, each with a small ``typer.Typer`` that the root ``app`` merges
 (typer's layout for larger apps): ``catalogs`` (tasks, methods), ``evaluate`` (eval),
-``data`` (export, dataset), ``serve`` (serve, mcp). Module import stays cheap (no OpenEnv,
+``report`` (report), ``data`` (export, dataset), ``serve`` (serve, mcp). Module import stays cheap (no OpenEnv,
 no episode generation): commands import what they need when they run. ``run`` is the entry
 point: a mistake (a bad option, a missing file, a server that is not there) ends with one
 line on stderr and a non-zero exit code, never a traceback.
@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from metric_tracker_rl.cli import catalogs, data, evaluate, serve
+from metric_tracker_rl.cli import catalogs, data, evaluate, report, serve
 from metric_tracker_rl.cli.common import PROG, USAGE_ERROR, CliError
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ def main() -> None:
     """metric_tracker_rl command line."""
 
 
-for _group in (catalogs, evaluate, data, serve):
+for _group in (catalogs, evaluate, report, data, serve):
     app.add_typer(_group.app)
 
 

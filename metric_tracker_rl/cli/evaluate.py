@@ -109,7 +109,8 @@ def evaluate(
     from rich.progress import Progress
 
     from metric_tracker_rl.agents import AGENTS
-    from metric_tracker_rl.evaluation import Journal, markdown_table, run_evaluation
+    from metric_tracker_rl.evaluation import Journal, markdown_table, run_date, run_evaluation, run_metadata
+    from metric_tracker_rl.tasks import NAMED_TASKS
 
     unknown = [name for name in agent if name not in AGENTS]
     if unknown:
@@ -127,23 +128,30 @@ def evaluate(
     if url is not None:
         _check_server(url)
     journal = Journal(f"{report_path}.partial.jsonl", resume=resume) if report_path is not None else None
+    run = run_metadata(
+        tasks=list(task or ([] if split or configs_file else NAMED_TASKS)),
+        split=split,
+        configs_file=configs_file,
+        max_steps=max_steps,
+        url=url,
+        date=journal.date if journal is not None else run_date(),
+    )
     reports = []
     try:
         with Progress(transient=True) as progress:
             for name in agent:
                 bar = progress.add_task(f"{name}", total=len(configs))
-                reports.append(
-                    run_evaluation(
-                        name,
-                        configs,
-                        labels=labels,
-                        url=url,
-                        workers=workers,
-                        max_steps=max_steps,
-                        on_episode=lambda _record, bar=bar: progress.advance(bar),
-                        journal=journal,
-                    )
+                report = run_evaluation(
+                    name,
+                    configs,
+                    labels=labels,
+                    url=url,
+                    workers=workers,
+                    max_steps=max_steps,
+                    on_episode=lambda _record, bar=bar: progress.advance(bar),
+                    journal=journal,
                 )
+                reports.append(report | {"run": run})
     finally:
         if journal is not None:
             journal.close()
