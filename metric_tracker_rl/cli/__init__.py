@@ -2,8 +2,8 @@
 
 One module per command group, each with a small ``typer.Typer`` that the root ``app`` merges
 (typer's layout for larger apps): ``catalogs`` (tasks, methods), ``evaluate`` (eval),
-``report`` (report), ``data`` (export, dataset), ``serve`` (serve, mcp). Module import stays cheap (no OpenEnv,
-no episode generation): commands import what they need when they run. ``run`` is the entry
+``report`` (report), ``data`` (export, dataset), ``serve`` (serve, mcp). Module import stays
+cheap (no OpenEnv, no episode generation): commands import what they need when they run. ``run`` is the entry
 point: a mistake (a bad option, a missing file, a server that is not there) ends with one
 line on stderr and a non-zero exit code, never a traceback.
 """
