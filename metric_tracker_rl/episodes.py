@@ -18,8 +18,9 @@ apart, so a handle reveals nothing about others.
 Rebuilding anywhere: an episode is a pure function of its reset arguments and the
 actions taken since (the data comes from the config; every step is deterministic), given
 the server's settings (the step budget override, which every replica shares). So each kept
-episode holds that ``EpisodeRecord`` (JSON values, a few kilobytes) beside its live
-environment, and ``EpisodeRecord.replay`` rebuilds the environment from it. Served by many
+episode holds that ``EpisodeRecord`` (JSON values, a few kilobytes: every action costs budget
+units, so the step budget bounds the list) beside its live environment, and
+``EpisodeRecord.replay`` rebuilds the environment from it. Served by many
 workers or replicas, the records would live in a shared store (a database, a cache) and a
 worker that lacks an episode's environment would replay its record; the live environments
 kept here are that cache.
@@ -144,7 +145,8 @@ class EpisodeStore:
             kept = self._find(episode_id)
             if kept is None:
                 return self.unknown(episode_id)
-            kept.record.actions.append(_as_json(action))
+            if not kept.done:  # a finished episode answers without changing: nothing to record
+                kept.record.actions.append(_as_json(action))
             observation = kept.environment.step(action)
             kept.last_used, kept.done = self.clock(), observation.done
         observation.episode_id = episode_id

@@ -111,8 +111,10 @@ def test_a_full_store_refuses_a_new_episode_until_one_finishes_or_expires() -> N
     with pytest.raises(EpisodeLimitError, match="at most 2 episodes and all are in play"):
         fresh(episodes).reset(keep_episode=True)
     # A finished episode gives its place (the least recently used first).
-    finish(episodes, second)
+    clock.now = 1.0
     finish(episodes, first)
+    clock.now = 2.0
+    finish(episodes, second)
     third = fresh(episodes).reset(keep_episode=True).episode_id
     assert episodes.state(first) is None and episodes.state(second) is not None
     # An expired episode frees its place too.
@@ -169,6 +171,10 @@ def test_an_episode_is_rebuilt_from_its_record_anywhere() -> None:
     report = calls[-1][1]
     live = episodes.step(handle, report)
     assert live.reward == 1.0 and rebuilt.step(report) == live.model_copy(update={"episode_id": None})
+    # Calls on a finished episode change nothing, and the record does not grow.
+    for _ in range(3):
+        assert episodes.step(handle, {"analysis_method": "list_dates"}).status == "finished"
+    assert len(episodes.record(handle).actions) == len(calls) - 1
 
 
 # --- over the wire: stateless clients ---------------------------------------------------------
