@@ -13,10 +13,13 @@ against an environment session and shapes the result; it never raises for bad in
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.analysis import REGISTRY
@@ -64,6 +67,7 @@ class Tool:
     title: str
     annotations: dict[str, bool]  # MCP's tool annotations, by their wire names
     output_schema: dict[str, Any]  # what structuredContent follows (the observation without catalogs)
+    dialect_output_schema: dict[str, Any]  # what OpenEnv's dialect answers (the whole observation)
     mcp_input_schema: dict[str, Any]  # input_schema and, for an episode tool, episode_id
 
     def openai(self) -> dict[str, Any]:
@@ -112,7 +116,7 @@ def _submit_report_description() -> str:
 
 def _tool(name: str, description: str, input_schema: dict[str, Any]) -> Tool:
     kind = "start" if name == START_EPISODE else "submit" if name == SUBMIT_REPORT else "analysis"
-    read_only = kind == "analysis"  # reads the episode's data (and spends budget); starts nor grades
+    read_only = kind == "analysis"  # reads the episode's data (and spends budget); neither starts nor grades
     return Tool(
         name=name,
         description=description,
@@ -126,12 +130,18 @@ def _tool(name: str, description: str, input_schema: dict[str, Any]) -> Tool:
             "openWorldHint": False,
         },
         output_schema=_output_schema(name, kind),
+        dialect_output_schema=_output_schema(name, kind, catalogs=True),
         mcp_input_schema=input_schema if kind == "start" else _with_handle(input_schema),
     )
 
 
+@cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model_schema(model)
+
+
 def _with_handle(schema: dict[str, Any]) -> dict[str, Any]:
-    handle = strict_schema(model_schema(HandleArgs))
+    handle = strict_schema(copy.deepcopy(_schema_of(HandleArgs)))
     return {
         **schema,
         "properties": {**schema["properties"], **handle["properties"]},
@@ -142,7 +152,7 @@ def _with_handle(schema: dict[str, Any]) -> dict[str, Any]:
 def _output_schema(name: str, kind: str, catalogs: bool = False) -> dict[str, Any]:
     """The observation's schema as a tool's result: without the catalogs (unless
     ``catalogs``), ``status`` from the tool's statuses, ``analysis_result`` from its method."""
-    schema = model_schema(MetricTrackerRlObservation)
+    schema = copy.deepcopy(_schema_of(MetricTrackerRlObservation))
     properties = dict(schema["properties"])
     if not catalogs:
         properties = {k: v for k, v in properties.items() if k not in CATALOG_FIELDS}
@@ -169,11 +179,6 @@ def _analysis_result_schema(name: str) -> dict[str, Any]:
 
 def _closed(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
-def dialect_output_schema(tool: Tool) -> dict[str, Any]:
-    """A tool's output schema in OpenEnv's dialect, whose calls answer whole observations."""
-    return _output_schema(tool.name, tool.kind, catalogs=True)
 
 
 @cache
@@ -309,7 +314,6 @@ __all__ = [
     "SubmitArgs",
     "Tool",
     "ToolResult",
-    "dialect_output_schema",
     "episode_tools",
     "tool_catalog",
     "tool_names",

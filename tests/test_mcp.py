@@ -31,7 +31,7 @@ from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episodes import EpisodeStore
 from metric_tracker_rl.mcp.server import EPISODE_URI, PROMPT_NAME, TASK_URI
 from metric_tracker_rl.tasks import NAMED_TASKS
-from metric_tracker_rl.tools import CATALOG_FIELDS, dialect_output_schema, tool_catalog
+from metric_tracker_rl.tools import CATALOG_FIELDS, tool_catalog
 
 CATALOG = {tool.name: tool for tool in tool_catalog()}
 
@@ -378,10 +378,10 @@ def test_openenv_dialect_server_carries_titles_annotations_and_output_schemas() 
         (t.name, t.title, t.annotations.model_dump(exclude_none=True), t.inputSchema, t.outputSchema)
         for t in tools
     ] == [
-        (t.name, t.title, t.annotations, t.mcp_input_schema, dialect_output_schema(t)) for t in tool_catalog()
+        (t.name, t.title, t.annotations, t.mcp_input_schema, t.dialect_output_schema) for t in tool_catalog()
     ]
     for name, result in (("start_episode", start), ("rows_for_date", bad)):
-        jsonschema.validate(result.structured_content, dialect_output_schema(CATALOG[name]))
+        jsonschema.validate(result.structured_content, CATALOG[name].dialect_output_schema)
     assert bad.structured_content["status"] == "error"
     assert bad.structured_content["episode_id"] == start.structured_content["episode_id"]
 

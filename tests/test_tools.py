@@ -21,7 +21,6 @@ from metric_tracker_rl.tools import (
     CATALOG_FIELDS,
     EpisodeTools,
     ToolResult,
-    dialect_output_schema,
     tool_catalog,
 )
 
@@ -153,11 +152,11 @@ def test_every_tool_has_a_title_annotations_and_an_output_schema(name: str) -> N
         "idempotentHint": analysis,
         "openWorldHint": False,
     }
-    for schema in (tool.output_schema, dialect_output_schema(tool)):
+    for schema in (tool.output_schema, tool.dialect_output_schema):
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["type"] == "object" and schema["required"] == ["status", "message"]
     assert not set(CATALOG_FIELDS) & set(tool.output_schema["properties"])
-    assert set(CATALOG_FIELDS) <= set(dialect_output_schema(tool)["properties"])
+    assert set(CATALOG_FIELDS) <= set(tool.dialect_output_schema["properties"])
     assert "episode_id" in tool.output_schema["properties"]
 
 
@@ -212,6 +211,6 @@ def test_every_result_follows_its_tools_output_schema() -> None:
     for name, result, error in results:
         assert result.is_error is error, (name, result.message)
         jsonschema.validate(result.structured(), CATALOG[name].output_schema)
-        jsonschema.validate(result.full(), dialect_output_schema(CATALOG[name]))
+        jsonschema.validate(result.full(), CATALOG[name].dialect_output_schema)
         statuses.add(result.structured()["status"])
     assert statuses == {"ready", "analysis", "error", "graded", "finished"}

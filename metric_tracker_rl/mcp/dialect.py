@@ -16,7 +16,7 @@ from fastmcp import FastMCP
 from fastmcp.tools import FunctionTool
 from mcp.types import ToolAnnotations
 
-from metric_tracker_rl.tools import EpisodeTools, dialect_output_schema, tool_catalog
+from metric_tracker_rl.tools import EpisodeTools, tool_catalog
 
 
 def fastmcp_server(tools: EpisodeTools) -> FastMCP:
@@ -29,7 +29,7 @@ def fastmcp_server(tools: EpisodeTools) -> FastMCP:
                 title=tool.title,
                 description=tool.description,
                 parameters=tool.mcp_input_schema,
-                output_schema=dialect_output_schema(tool),
+                output_schema=tool.dialect_output_schema,
                 annotations=ToolAnnotations(**tool.annotations),
                 fn=_caller(tools, tool.name),
             )
