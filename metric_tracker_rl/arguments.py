@@ -1,11 +1,12 @@
 """What a reset and a submission take, defined once as pydantic models.
 
 ``ResetArgs`` names every reset argument with its allowed values, ``SubmitArgs`` the two
-parts of a submission. The tool schemas (MCP, OpenAI), the client's argument check, the
-environment's list of reset arguments and the web debugger's reset choices derive from
-them. Values are still validated where they are used (``config.resolve_config`` with its
-precise ``ConfigError`` messages, the grader for rows), so a malformed row is reported as
-an invalid row, not refused here.
+parts of a submission, ``HandleArgs`` the handle every episode tool takes over MCP. The
+tool schemas (MCP, OpenAI), the client's argument check, the environment's list of reset
+arguments and the web debugger's reset choices derive from them. Values are still
+validated where they are used (``config.resolve_config`` with its precise ``ConfigError``
+messages, the grader for rows), so a malformed row is reported as an invalid row, not
+refused here.
 """
 
 from __future__ import annotations
@@ -127,6 +128,16 @@ class SubmitArgs(_Arguments):
         max_length=PayloadGeneratorArgs.model_fields["generator_methods"].metadata[-1].max_length,
         description="get_*_rows generator specs: the server builds their rows and grades them with "
         "the classifications (a hand-written row replaces a generated row with the same key)",
+    )
+
+
+class HandleArgs(_Arguments):
+    """What every episode tool takes besides its own arguments, over MCP: the episode's handle."""
+
+    episode_id: str | None = Field(
+        default=None,
+        description="The handle start_episode answered, to play without a session (each call may be a "
+        "request of its own); null for the episode this session started last",
     )
 
 

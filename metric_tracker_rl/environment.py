@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
@@ -26,7 +26,8 @@ from metric_tracker_rl.analysis import (
     payload_hits,
     run_method,
 )
-from metric_tracker_rl.arguments import check_reset_arguments
+from metric_tracker_rl.arguments import RESET_ARGUMENTS, check_reset_arguments
+from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.episode import Episode, build_episode
 from metric_tracker_rl.evidence import EVIDENCE_RULE, Evidence, takes_entity
 from metric_tracker_rl.families import FAMILIES
@@ -46,6 +47,9 @@ from metric_tracker_rl.tasks import (
     task_spec,
 )
 from metric_tracker_rl.tools import EpisodeTools
+
+if TYPE_CHECKING:
+    from metric_tracker_rl.episodes import EpisodeStore
 
 DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
 
@@ -120,7 +124,13 @@ class DebugDisabledError(PermissionError):
 class MetricTrackerRlEnvironment(
     Environment[MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState]
 ):
-    """Metric-anomaly investigation benchmark (one episode per instance)."""
+    """Metric-anomaly investigation benchmark (one episode per instance).
+
+    With an ``EpisodeStore`` (``episodes``), as the server builds it, the instance also
+    reaches the episodes kept there: ``reset(keep_episode=True)`` starts one and answers
+    its handle, an action with ``episode_id`` acts on that kept episode, and an action
+    without one goes to the episode this instance last started (its own, or a kept one).
+    """
 
     SUPPORTS_CONCURRENT_SESSIONS = True
 
@@ -129,10 +139,12 @@ class MetricTrackerRlEnvironment(
         debug: bool | None = None,
         max_steps: int | None = None,
         max_submissions: int | None = None,
+        episodes: EpisodeStore | None = None,
     ) -> None:
         """``max_steps``: the step budget in budget units; by default it is set per episode
         by difficulty, incidents and expected row count (``step_budget``).
-        ``max_submissions``: graded submissions per episode; by default by difficulty."""
+        ``max_submissions``: graded submissions per episode; by default by difficulty.
+        ``episodes``: the store of kept episodes this instance can reach (none by default)."""
         super().__init__(rubric=ReportRubric())
         self.debug = debug_enabled_from_env() if debug is None else bool(debug)
         if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
@@ -149,7 +161,11 @@ class MetricTrackerRlEnvironment(
         self._last_score: float | None = None
         self._done = False
         self._evidence = Evidence()  # what this episode's detection calls answered
-        self.tools = EpisodeTools(self)  # start_episode, the analysis methods, submit_report
+        self.episodes = episodes
+        self._kept: str | None = None  # the handle of the kept episode this instance last started
+        # start_episode, the analysis methods, submit_report (start_episode keeps its episode
+        # when there is a store, so that its handle works from anywhere).
+        self.tools = EpisodeTools(self, keep_episodes=episodes is not None)
         self._mcp_server: Any = None
 
     # --- OpenEnv API -------------------------------------------------------------------
@@ -167,6 +183,7 @@ class MetricTrackerRlEnvironment(
         end_date: str | None = None,
         split: str | None = None,
         index: int | None = None,
+        keep_episode: bool = False,
         **unknown: Any,
     ) -> MetricTrackerRlObservation:
         """Start an episode (the arguments are ``ResetArgs``'s). Raises ``ConfigError`` for
@@ -174,8 +191,16 @@ class MetricTrackerRlEnvironment(
 
         With no arguments at all, the first named task is played. ``split`` + ``index``
         (OpenEnv's Task API) pick a task of a split; explicit arguments override it.
+        ``keep_episode``: start the episode in the store instead; the observation carries
+        its handle, ``episode_id`` (minted by the store, so the caller sends none).
         """
+        # The ResetArgs given, by name (the parameters above are exactly those, and locals()
+        # holds only the parameters at this point).
+        arguments = {k: v for k, v in locals().items() if k in RESET_ARGUMENTS and v is not None}
         check_reset_arguments(unknown)
+        if keep_episode is not False:
+            return self._start_kept(arguments, keep_episode, episode_id)
+        self._kept = None
         given = (
             seed,
             scenario_family,
@@ -242,6 +267,15 @@ class MetricTrackerRlEnvironment(
         **kwargs: Any,
     ) -> MetricTrackerRlObservation:
         """Run an analysis method or grade a submission. Never raises for bad input."""
+        handle = _handle_of(action)
+        if handle is None:
+            handle = self._kept
+        if handle is not None:
+            if self.episodes is None:
+                return self._error_without_episode(
+                    "This environment keeps no episodes: episode_id names an episode a server keeps."
+                )
+            return self.episodes.step(handle, action)
         if self._episode is None:
             return self._error_without_episode()
         if self._done:
@@ -275,6 +309,8 @@ class MetricTrackerRlEnvironment(
 
     @property
     def state(self) -> MetricTrackerRlState:
+        if self._kept is not None and self.episodes is not None:
+            return self.episodes.state(self._kept) or MetricTrackerRlState()
         return MetricTrackerRlState(
             episode_id=self._episode_id,
             step_count=self._actions,
@@ -360,6 +396,19 @@ class MetricTrackerRlEnvironment(
         cost = min(C.ERROR_COST, self._analysis_left())
         self._steps += cost
         return cost
+
+    def _start_kept(
+        self, arguments: dict[str, Any], keep_episode: Any, episode_id: str | None
+    ) -> MetricTrackerRlObservation:
+        if keep_episode is not True:
+            raise ConfigError(f"keep_episode must be true or false, got {keep_episode!r}")
+        if self.episodes is None:
+            raise ConfigError("keep_episode needs a server that keeps episodes; this environment keeps none")
+        if episode_id is not None:
+            raise ConfigError("with keep_episode the server mints the episode_id (the handle): send none")
+        observation = self.episodes.start(arguments)
+        self._kept = observation.episode_id
+        return observation
 
     def _analysis(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         assert self._episode is not None
@@ -459,15 +508,23 @@ class MetricTrackerRlEnvironment(
             **fields,
         )
 
-    def _error_without_episode(self) -> MetricTrackerRlObservation:
+    def _error_without_episode(self, message: str | None = None) -> MetricTrackerRlObservation:
         return MetricTrackerRlObservation(
             status="error",
-            message=(
+            message=message
+            or (
                 "No episode in this session: call reset (the MCP tool start_episode) with a task_id "
-                "or config first. Over plain HTTP every /reset and /step gets a fresh environment, "
-                "so play episodes over the WebSocket session (/ws, the MetricTrackerRlEnv client) "
-                "or an MCP session."
+                "or config first. Over plain HTTP every /reset and /step gets a fresh environment: "
+                "reset with keep_episode: true and send the episode_id it answers in every action, or "
+                "play over the WebSocket session (/ws, the MetricTrackerRlEnv client) or an MCP session."
             ),
             reward=None,
             done=False,
         )
+
+
+def _handle_of(action: Any) -> Any:
+    """The ``episode_id`` an action carries (None when it carries none)."""
+    if isinstance(action, MetricTrackerRlAction):
+        return action.episode_id
+    return action.get("episode_id") if isinstance(action, dict) else None

@@ -26,8 +26,16 @@ class MetricTrackerRlAction(Action):
 
     With ``analysis_method`` set, the method runs and nothing is graded. Without it, the
     action is a submission: ``classifications`` plus the rows the server builds from
-    ``payload_generators`` are graded together.
+    ``payload_generators`` are graded together. ``episode_id`` addresses an episode the
+    server keeps (see ``metric_tracker_rl.episodes``) instead of the session's own.
     """
+
+    episode_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The handle of a kept episode (from reset with keep_episode, or the MCP start_episode); "
+        "the action acts on that episode, from any connection",
+    )
 
     analysis_method: str | None = Field(default=None, description="Name of an analysis method")
     analysis_args: dict[str, Any] = Field(default_factory=dict, description="Its arguments")
@@ -48,6 +56,11 @@ class MetricTrackerRlObservation(Observation):
     # not validated again on the way out (SkipValidation keeps their schemas).
 
     task_id: str | None = None
+    episode_id: str | None = Field(
+        default=None,
+        description="The handle of a kept episode, to pass with every later action or tool call; "
+        "null when the episode lives only in this session",
+    )
     instruction: str = ""
     status: str = Field(default="ready", description="ready | analysis | error | graded | finished")
     message: str = ""

@@ -7,7 +7,6 @@ here, so there is one server.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from functools import partial
 from typing import Any
@@ -22,7 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.episodes import EpisodeLimitError, EpisodeStore
 from metric_tracker_rl.generator import warm_up
+from metric_tracker_rl.limits import idle_timeout_from_env, max_sessions_from_env
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
@@ -32,8 +33,6 @@ from metric_tracker_rl.web import DEBUGGER_TITLE, build_debugger
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8000
-DEFAULT_MAX_SESSIONS = 256
-MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
 MAX_BODY_BYTES = 1_000_000  # larger request bodies get 413
 
 
@@ -87,30 +86,25 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def max_sessions_from_env() -> int:
-    raw = os.environ.get(MAX_SESSIONS_ENV_VAR)
-    if raw is None:
-        return DEFAULT_MAX_SESSIONS
-    value = int(raw)
-    if value < 1:
-        raise ValueError(f"{MAX_SESSIONS_ENV_VAR} must be a positive integer, got {raw!r}")
-    return value
-
-
 def build_app(
     max_sessions: int | None = None, max_steps: int | None = None, mcp_idle_timeout: float | None = None
 ) -> FastAPI:
     """The FastAPI app: OpenEnv's HTTP + WebSocket + MCP routes for this environment, and the
     standard MCP protocol on the same /mcp (same session limit; idle MCP sessions close).
+    Every environment it makes reaches one store of kept episodes (same limits), so a
+    handle works over every route.
 
     ``max_steps`` replaces every episode's default step budget (the operator's choice;
     clients cannot change it)."""
     from metric_tracker_rl.mcp import http as mcp_http
 
     max_sessions = max_sessions or max_sessions_from_env()
-    environment = (
+    idle_timeout = mcp_idle_timeout or idle_timeout_from_env()
+    plain = (
         partial(MetricTrackerRlEnvironment, max_steps=max_steps) if max_steps else MetricTrackerRlEnvironment
     )
+    episodes = EpisodeStore(plain, max_episodes=max_sessions, idle_timeout=idle_timeout)
+    environment = partial(plain, episodes=episodes)
     app = create_app(
         environment,
         MetricTrackerRlAction,
@@ -129,6 +123,10 @@ def build_app(
     async def _config_error(request: Request, err: ConfigError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(err)})
 
+    @app.exception_handler(EpisodeLimitError)
+    async def _no_room(request: Request, err: EpisodeLimitError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(err)})
+
     # Validation errors echo the input; NaN/Infinity there must not turn a 422 into a 500.
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -142,7 +140,7 @@ def build_app(
     mcp_http.install(
         app,
         max_sessions=max_sessions,
-        idle_timeout=mcp_idle_timeout or mcp_http.idle_timeout_from_env(),
+        idle_timeout=idle_timeout,
         new_environment=environment,
     )
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)  # outermost: bodies are capped first

@@ -3,24 +3,38 @@
 One catalog, derived from ``ResetArgs``, the method registry and ``SubmitArgs``: the MCP
 servers (the standard protocol and OpenEnv's dialect) and the OpenAI agent all read it.
 Input schemas are in the strict form of tool calling (see ``schemas.strict_schema``), and
-descriptions carry each method's cost from the registry. ``EpisodeTools`` runs one call
+descriptions carry each method's cost from the registry. For MCP hosts each tool also has
+a title, annotations (the analysis tools read and are idempotent; ``start_episode`` and
+``submit_report`` change the episode; none destroys anything or reaches outside the
+server), an output schema that its ``structuredContent`` follows, and, for the episode
+tools, the ``episode_id`` argument (``HandleArgs``). ``EpisodeTools`` runs one call
 against an environment session and shapes the result; it never raises for bad input.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from metric_tracker_rl import constants as C
 from metric_tracker_rl.analysis import REGISTRY
-from metric_tracker_rl.arguments import SUBMIT_ARGUMENTS, ResetArgs, SubmitArgs, check_reset_arguments
+from metric_tracker_rl.arguments import (
+    SUBMIT_ARGUMENTS,
+    HandleArgs,
+    ResetArgs,
+    SubmitArgs,
+    check_reset_arguments,
+)
 from metric_tracker_rl.config import ConfigError
+from metric_tracker_rl.episodes import EpisodeLimitError
 from metric_tracker_rl.evidence import EVIDENCE_RULE
 from metric_tracker_rl.families import FAMILIES
-from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.models import MetricTrackerRlObservation
 from metric_tracker_rl.rows import ROW_FIELDS
 from metric_tracker_rl.schemas import model_schema, strict_schema
 from metric_tracker_rl.tasks import NAMED_TASKS, TASK_SPLITS
@@ -36,11 +50,26 @@ CATALOG_FIELDS = (
 )
 
 
+# What each tool's result can say (the environment's statuses): a reset is ready; a step
+# runs, grades or finds the episode finished; any call can be an error.
+RESULT_STATUSES = {
+    "start": ("ready", "error"),
+    "analysis": ("analysis", "error", "finished"),
+    "submit": ("graded", "error", "finished"),
+}
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any]  # the tool's own arguments (OpenAI, TRL, Inspect)
+    kind: str  # start, analysis or submit: a key of RESULT_STATUSES
+    title: str
+    annotations: dict[str, bool]  # MCP's tool annotations, by their wire names
+    output_schema: dict[str, Any]  # what structuredContent follows (the observation without catalogs)
+    dialect_output_schema: dict[str, Any]  # what OpenEnv's dialect answers (the whole observation)
+    mcp_input_schema: dict[str, Any]  # input_schema and, for an episode tool, episode_id
 
     def openai(self) -> dict[str, Any]:
         """The tool as an OpenAI function for strict function calling."""
@@ -86,13 +115,80 @@ def _submit_report_description() -> str:
     )
 
 
+def _tool(name: str, description: str, input_schema: dict[str, Any]) -> Tool:
+    kind = "start" if name == START_EPISODE else "submit" if name == SUBMIT_REPORT else "analysis"
+    read_only = kind == "analysis"  # reads the episode's data (and spends budget); neither starts nor grades
+    return Tool(
+        name=name,
+        description=description,
+        input_schema=input_schema,
+        kind=kind,
+        title=name.replace("_", " ").capitalize(),
+        annotations={
+            "readOnlyHint": read_only,
+            "destructiveHint": False,
+            "idempotentHint": read_only,  # a new episode, a graded submission: each call counts
+            "openWorldHint": False,
+        },
+        output_schema=_output_schema(name, kind),
+        dialect_output_schema=_output_schema(name, kind, catalogs=True),
+        mcp_input_schema=input_schema if kind == "start" else _with_handle(input_schema),
+    )
+
+
+@cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model_schema(model)
+
+
+def _with_handle(schema: dict[str, Any]) -> dict[str, Any]:
+    handle = strict_schema(copy.deepcopy(_schema_of(HandleArgs)))
+    return {
+        **schema,
+        "properties": {**schema["properties"], **handle["properties"]},
+        "required": [*schema["required"], *handle["required"]],
+    }
+
+
+def _output_schema(name: str, kind: str, catalogs: bool = False) -> dict[str, Any]:
+    """The observation's schema as a tool's result: without the catalogs (unless
+    ``catalogs``), ``status`` from the tool's statuses, ``analysis_result`` from its method."""
+    schema = copy.deepcopy(_schema_of(MetricTrackerRlObservation))
+    properties = dict(schema["properties"])
+    if not catalogs:
+        properties = {k: v for k, v in properties.items() if k not in CATALOG_FIELDS}
+    properties["status"] = {**properties["status"], "enum": list(RESULT_STATUSES[kind])}
+    properties["analysis_result"] = _analysis_result_schema(name) if kind == "analysis" else {"type": "null"}
+    description = "The observation after the call" + ("." if catalogs else ", without the catalog fields.")
+    return {**schema, "description": description, "properties": properties, "required": ["status", "message"]}
+
+
+def _analysis_result_schema(name: str) -> dict[str, Any]:
+    """A method's call: its result and cost, or its error (with the arguments it takes); none
+    once the episode is finished or when there is no episode."""
+    method, cost = {"const": name}, {"type": "integer", "minimum": 0}
+    answered = {"method": method, "result": {"type": "object"}, "cost": cost}
+    refused = {"method": method, "error": {"type": "string"}, "cost": cost, "arguments": {"type": "object"}}
+    return {
+        "anyOf": [
+            _closed(answered, list(answered)),
+            _closed(refused, ["method", "error", "cost"]),
+            {"type": "null"},
+        ]
+    }
+
+
+def _closed(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
 @cache
 def tool_catalog() -> tuple[Tool, ...]:
     """Every tool in order: ``start_episode``, the registry's methods, ``submit_report``."""
     return (
-        Tool(START_EPISODE, _start_episode_description(), strict_schema(model_schema(ResetArgs))),
-        *(Tool(s.name, f"{s.description} {s.cost_text()}", s.input_schema()) for s in REGISTRY.values()),
-        Tool(SUBMIT_REPORT, _submit_report_description(), strict_schema(model_schema(SubmitArgs))),
+        _tool(START_EPISODE, _start_episode_description(), strict_schema(model_schema(ResetArgs))),
+        *(_tool(s.name, f"{s.description} {s.cost_text()}", s.input_schema()) for s in REGISTRY.values()),
+        _tool(SUBMIT_REPORT, _submit_report_description(), strict_schema(model_schema(SubmitArgs))),
     )
 
 
@@ -155,10 +251,16 @@ class ToolResult:
 
 
 class EpisodeTools:
-    """The tools of one environment session. ``call`` never raises for bad input."""
+    """The tools of one environment session. ``call`` never raises for bad input.
 
-    def __init__(self, session: Session) -> None:
+    With ``keep_episodes`` (an environment with a store of kept episodes), ``start_episode``
+    keeps its episode and answers its handle; the episode tools take ``episode_id`` (absent
+    or null: the session's episode) and pass it on in the action.
+    """
+
+    def __init__(self, session: Session, keep_episodes: bool = False) -> None:
         self.session = session
+        self.keep_episodes = keep_episodes
 
     def call(self, name: str, arguments: Any) -> ToolResult:
         if arguments is None:
@@ -167,27 +269,31 @@ class EpisodeTools:
             return _error(f"arguments of {name!r} must be an object, got {type(arguments).__name__}")
         if name == START_EPISODE:
             return self._start(arguments)
+        handle = {"episode_id": arguments["episode_id"]} if arguments.get("episode_id") is not None else {}
+        arguments = {k: v for k, v in arguments.items() if k != "episode_id"}
         if name == SUBMIT_REPORT:
-            return self._submit(arguments)
+            return self._submit(arguments, handle)
         if name not in REGISTRY:
             return _error(f"unknown tool {name!r}; available: {tool_names()}")
-        return _result(
-            self.session.step(MetricTrackerRlAction(analysis_method=name, analysis_args=arguments))
-        )
+        # A dict, not an action: the environment routes it by its handle and reports a bad one.
+        return _result(self.session.step({"analysis_method": name, "analysis_args": arguments, **handle}))
 
     def _start(self, arguments: dict[str, Any]) -> ToolResult:
         try:
             check_reset_arguments(arguments)
-            return _result(self.session.reset(**{k: v for k, v in arguments.items() if v is not None}))
-        except ConfigError as err:
+            config = {k: v for k, v in arguments.items() if v is not None}
+            if self.keep_episodes:
+                config["keep_episode"] = True
+            return _result(self.session.reset(**config))
+        except (ConfigError, EpisodeLimitError) as err:
             return _error(str(err))
 
-    def _submit(self, arguments: dict[str, Any]) -> ToolResult:
+    def _submit(self, arguments: dict[str, Any], handle: dict[str, Any]) -> ToolResult:
         unknown = sorted(set(arguments) - set(SUBMIT_ARGUMENTS))
         if unknown:
             return _error(f"unknown fields {unknown}; {SUBMIT_REPORT} takes {list(SUBMIT_ARGUMENTS)}")
         # A dict, not an action: a malformed submission is the environment's to report.
-        return _result(self.session.step({k: v for k, v in arguments.items() if v is not None}))
+        return _result(self.session.step({**{k: v for k, v in arguments.items() if v is not None}, **handle}))
 
 
 def _result(observation: MetricTrackerRlObservation) -> ToolResult:
@@ -200,6 +306,7 @@ def _error(message: str) -> ToolResult:
 
 __all__ = [
     "CATALOG_FIELDS",
+    "RESULT_STATUSES",
     "START_EPISODE",
     "SUBMIT_REPORT",
     "EpisodeTools",

@@ -2,8 +2,9 @@
 
 ``server_url``: ``server.app:app`` (the seed's way to start it) in a subprocess on a free
 loopback port, debug off, default session limit, no web UI. Its start-up is dominated by importing
-openenv (which imports gradio), so the process is launched as soon as pytest finds
-``test_server.py``, while pytest is still importing test modules, and the two overlap.
+openenv (which imports gradio), so the process is launched as soon as pytest finds a test file
+that uses it (``test_server.py``, ``test_mcp.py``, ...), while pytest is still importing test
+modules, and the two overlap.
 
 ``small_server_url``: an in-thread server built with ``build_app(max_sessions=2)``.
 
@@ -90,7 +91,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
     # pytest also offers the siblings of a file named on the command line: start only when
     # the test file itself (or a directory holding it) was asked for.
     asked = any(parent.session.isinitpath(p) for p in (file_path, *file_path.parents))
-    if file_path.name in ("test_server.py", "test_mcp.py") and asked:
+    if (
+        file_path.name in ("test_server.py", "test_mcp.py", "test_episodes.py", "test_mcp_inspector.py")
+        and asked
+    ):
         _launch_main_server()
     if file_path.name == "test_mcp.py" and asked:
         _launch(_limited_server, LIMITED_SERVER_ENV)

@@ -87,8 +87,9 @@ def test_constructor_and_reset_signatures():
     ):
         assert name in reset, name
         assert reset[name].default is None
-    # Every reset argument is ResetArgs's, the one definition the tool schemas and client use.
-    assert [n for n in reset if n not in ("self", "episode_id", "unknown")] == [
+    # Every reset argument is ResetArgs's, the one definition the tool schemas and client use
+    # (besides OpenEnv's episode_id and the server's keep_episode).
+    assert [n for n in reset if n not in ("self", "episode_id", "keep_episode", "unknown")] == [
         "seed",
         *(n for n in ResetArgs.model_fields if n != "seed"),
     ]

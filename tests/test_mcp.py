@@ -10,30 +10,32 @@ sessions, one idle second). OpenEnv's own clients keep playing through its diale
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
-from evidence_calls import detection_calls, flagged_keys
 from openenv.core.generic_client import GenericEnvClient
 from openenv.core.mcp_client import MCPToolClient
+from solver_calls import solver_calls
 
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.agents import SolverAgent
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.episodes import EpisodeStore
 from metric_tracker_rl.mcp.server import EPISODE_URI, PROMPT_NAME, TASK_URI
-from metric_tracker_rl.rows import row_key
 from metric_tracker_rl.tasks import NAMED_TASKS
 from metric_tracker_rl.tools import CATALOG_FIELDS, tool_catalog
+
+CATALOG = {tool.name: tool for tool in tool_catalog()}
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -44,8 +46,9 @@ TASK = "hard_mixed_multi"
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
-def drive(plan: dict[str, Any], timeout: float = 240.0) -> list[dict[str, Any]]:
-    """Run ``drive.py`` with the official SDK; return each session's handshake and results."""
+def drive(plan: dict[str, Any], timeout: float = 240.0) -> dict[str, Any]:
+    """Run ``drive.py`` with the official SDK; return what it printed (each session's
+    handshake and results, or each stateless call's result)."""
     uv = shutil.which("uv")
     assert uv is not None, "uv runs the SDK client's own environment (see README: Set-up)"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -68,11 +71,13 @@ def drive(plan: dict[str, Any], timeout: float = 240.0) -> list[dict[str, Any]]:
         env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)["sessions"]
+    return json.loads(done.stdout)
 
 
 def over_http(url: str, api: str, *sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return drive({"transport": "http", "url": f"{url}/mcp", "api": api, "sessions": list(sessions)})
+    return drive({"transport": "http", "url": f"{url}/mcp", "api": api, "sessions": list(sessions)})[
+        "sessions"
+    ]
 
 
 def over_stdio(api: str, *sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -86,7 +91,7 @@ def over_stdio(api: str, *sessions: list[dict[str, Any]]) -> list[dict[str, Any]
             "api": api,
             "sessions": list(sessions),
         }
-    )
+    )["sessions"]
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
@@ -98,29 +103,38 @@ def ok(result: dict[str, Any]) -> dict[str, Any]:
     return result["ok"]
 
 
-def tool_result(result: dict[str, Any], error: bool = False) -> dict[str, Any]:
-    """A CallToolResult's structured content, after checking its shape."""
+def listed_catalog() -> list[dict[str, Any]]:
+    """The tool catalog as MCP's tools/list sends it (wire names, nothing left out)."""
+    return [
+        {
+            "name": t.name,
+            "title": t.title,
+            "description": t.description,
+            "inputSchema": t.mcp_input_schema,
+            "outputSchema": t.output_schema,
+            "annotations": t.annotations,
+        }
+        for t in tool_catalog()
+    ]
+
+
+def tool_result(result: dict[str, Any], name: str, error: bool = False) -> dict[str, Any]:
+    """A CallToolResult's structured content, after checking its shape and, for a tool of the
+    catalog, that it follows the tool's output schema."""
     answer = ok(result)
     assert answer.get("isError", False) is error, answer
     summary, text = answer["content"]
     assert summary["type"] == text["type"] == "text"
     assert json.loads(text["text"]) == answer["structuredContent"]
     assert not set(CATALOG_FIELDS) & set(answer["structuredContent"])
+    if name in CATALOG:
+        jsonschema.validate(answer["structuredContent"], CATALOG[name].output_schema)
     return answer["structuredContent"]
 
 
-@cache
-def solver_rows(task_id: str) -> list[dict[str, Any]]:
-    """The rows the reference solver submits for a task (they score 1.0 once their detection
-    methods have flagged them in the same episode)."""
-    final = SolverAgent().play(MetricTrackerRlEnvironment(), {"task_id": task_id})
-    assert final.reward == 1.0
-    return final.submitted_rows
-
-
-def confirmations(task_id: str) -> list[dict[str, Any]]:
-    """The detection calls that give the solver's rows their evidence, as tool calls."""
-    return [call(method, **args) for method, args in detection_calls(solver_rows(task_id))]
+def solver_steps(task_id: str) -> list[dict[str, Any]]:
+    """The reference solver's calls after start_episode: its analysis calls and its report."""
+    return [call(name, **arguments) for name, arguments in solver_calls(task_id)[1:]]
 
 
 def episode_plan(task_id: str) -> list[dict[str, Any]]:
@@ -134,8 +148,7 @@ def episode_plan(task_id: str) -> list[dict[str, Any]]:
         call("task_overview"),
         call("rows_for_date", date=5),  # a bad call: an error result, the session lives on
         call("list_suspicious_dates", limit=None),  # null: the default
-        *confirmations(task_id),
-        call("submit_report", classifications=solver_rows(task_id), payload_generators=None),
+        *solver_steps(task_id),
         {"op": "read_resource", "uri": EPISODE_URI},
     ]
 
@@ -143,34 +156,28 @@ def episode_plan(task_id: str) -> list[dict[str, Any]]:
 def check_episode(session: dict[str, Any], task_id: str) -> None:
     assert session["protocol_version"] == PROTOCOL_VERSION
     assert session["server_name"] == "metric_tracker_rl"
-    results = session["results"]
-    (tools, prompts, prompt, resources, task_text, start, overview, bad, suspicious) = results[:9]
-    confirmed, (graded, episode) = results[9:-2], results[-2:]
-    listed = ok(tools)["tools"]
-    assert [(t["name"], t["description"], t["inputSchema"]) for t in listed] == [
-        (t.name, t.description, t.input_schema) for t in tool_catalog()
-    ]
+    (tools, prompts, prompt, resources, task_text, start, overview, bad, suspicious) = session["results"][:9]
+    *analysis, graded, episode = session["results"][9:]
+    detections = []
+    for (name, _), result in zip(solver_calls(task_id)[1:-1], analysis, strict=True):
+        detections.append(tool_result(result, name))
+        assert detections[-1]["status"] == "analysis"
+    assert ok(tools)["tools"] == listed_catalog()
     assert [p["name"] for p in ok(prompts)["prompts"]] == [PROMPT_NAME]
     assert f"task_id={task_id!r}" in ok(prompt)["messages"][0]["content"]["text"]
     uris = [r["uri"] for r in ok(resources)["resources"]]
     assert uris == [*(TASK_URI.format(task_id=t) for t in NAMED_TASKS), EPISODE_URI]
     assert NAMED_TASKS[task_id].description in ok(task_text)["contents"][0]["text"]
 
-    ready = tool_result(start)
+    ready = tool_result(start, "start_episode")
     assert (ready["status"], ready["task_id"], ready["expected_row_count"]) == ("ready", task_id, 4)
     assert f"{task_id}: 4 anomaly rows to find" in ok(start)["content"][0]["text"]
-    assert tool_result(overview)["analysis_result"]["result"]["expected_row_count"] == 4
-    error = tool_result(bad, error=True)
+    assert tool_result(overview, "task_overview")["analysis_result"]["result"]["expected_row_count"] == 4
+    error = tool_result(bad, "rows_for_date", error=True)
     assert error["status"] == "error" and "date" in error["message"]
     assert error["message"] in ok(bad)["content"][0]["text"]
-    assert len(tool_result(suspicious)["analysis_result"]["result"]["dates"]) == 5
-    detections = [tool_result(result) for result in confirmed]
-    assert len(detections) == len(confirmations(task_id))
-    assert {d["status"] for d in detections} == {"analysis"}
-    assert {row_key(row) for row in solver_rows(task_id)} <= flagged_keys(
-        d["analysis_result"]["result"] for d in detections
-    )
-    final = tool_result(graded)
+    assert len(tool_result(suspicious, "list_suspicious_dates")["analysis_result"]["result"]["dates"]) == 5
+    final = tool_result(graded, "submit_report")
     assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
     assert final["correct_row_count"] == 4 and final["reward_breakdown"]["unsupported_rows"] == 0
     spent = (
@@ -222,15 +229,46 @@ def isolation_plan(i: int) -> list[dict[str, Any]]:
     ]
 
 
+def test_sdk_client_without_a_session_plays_an_episode_to_1_with_handles(server_url: str) -> None:
+    """Each call in an MCP session of its own (opened, used once, closed): the episode lives on
+    through its handle alone."""
+    plan = [
+        {**call(name, **arguments), "arguments": {**arguments, "episode_id": "$episode_id"}}
+        for name, arguments in solver_calls(TASK)[1:]
+    ]
+    plan.insert(0, call("start_episode", task_id=TASK))
+    results = drive({"transport": "http", "url": f"{server_url}/mcp", "api": "session", "stateless": plan})
+    results = results["stateless"]
+    handle = tool_result(results[0], "start_episode")["episode_id"]
+    assert isinstance(handle, str) and len(handle) == 32
+    for op, result in zip(plan, results, strict=True):
+        assert tool_result(result, op["name"])["episode_id"] == handle
+    final = tool_result(results[-1], "submit_report")
+    assert (final["status"], final["reward"], final["done"], final["correct_row_count"]) == (
+        "graded",
+        1.0,
+        True,
+        4,
+    )
+    session_ids = [sid for result in results for sid in result["session_ids"]]
+    assert all(len(result["session_ids"]) == 1 for result in results)
+    assert len(set(session_ids)) == len(plan)  # no session was used twice
+
+
 def test_32_concurrent_sessions_stay_isolated(server_url: str) -> None:
     plans = [isolation_plan(i) for i in range(32)]
     sessions = over_http(server_url, "session", *plans)
+    handles = set()
     for plan, session in zip(plans, sessions, strict=True):
-        # Each session answers exactly what a fresh environment of its own answers.
+        # Each session answers exactly what a fresh environment of its own answers, with the
+        # handle of the episode it started.
         local = MetricTrackerRlEnvironment().tools
+        handle = tool_result(session["results"][0], "start_episode")["episode_id"]
+        handles.add(handle)
         for op, result in zip(plan, session["results"], strict=True):
-            expected = local.call(op["name"], op["arguments"])
-            assert tool_result(result) == expected.structured()
+            expected = local.call(op["name"], op["arguments"]).structured()
+            assert tool_result(result, op["name"]) == {**expected, "episode_id": handle}
+    assert len(handles) == 32
     finals = [s["results"][-1]["ok"]["structuredContent"] for s in sessions]
     assert {(f["status"], f["budget"]["submissions_used"]) for f in finals} == {("graded", 1)}
     assert len({f["budget"]["steps_used"] for f in finals}) > 1  # the sessions spent their own budgets
@@ -260,9 +298,10 @@ def test_bad_tool_arguments_are_error_results_and_the_session_lives_on(server_ur
         plan += [call(tool, **arguments), call("list_dates")]
     (session,) = over_http(server_url, "session", plan)
     results = session["results"]
-    assert tool_result(results[0])["status"] == "ready"
+    assert tool_result(results[0], "start_episode")["status"] == "ready"
     for k, (tool, _, text) in enumerate(BAD_CALLS):
-        error, after = tool_result(results[1 + 2 * k], error=True), tool_result(results[2 + 2 * k])
+        error = tool_result(results[1 + 2 * k], tool, error=True)
+        after = tool_result(results[2 + 2 * k], "list_dates")
         assert text in error["message"], (tool, error)
         assert after["status"] == "analysis" and after["task_id"] == "medium_mixed_pair"
         assert after["budget"]["submissions_used"] == 0
@@ -324,11 +363,40 @@ def test_openenv_mcp_tool_client_plays_an_episode(server_url: str) -> None:
         assert names == [tool.name for tool in tool_catalog()]
         assert env.call_tool("start_episode", task_id=TASK)["status"] == "ready"
         assert env.call_tool("rows_for_date", date=5)["status"] == "error"
-        for method, args in detection_calls(solver_rows(TASK)):
-            assert env.call_tool(method, **args)["status"] == "analysis"
-        final = env.call_tool("submit_report", classifications=solver_rows(TASK))
+        for name, arguments in solver_calls(TASK)[1:]:
+            final = env.call_tool(name, **arguments)
     assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
     assert set(CATALOG_FIELDS) <= set(final)  # the dialect keeps returning whole observations
+
+
+def test_openenv_dialect_server_carries_titles_annotations_and_output_schemas() -> None:
+    """The dialect's FastMCP server, listed and called over MCP itself (FastMCP's client in
+    memory): the catalog's metadata, whole observations that follow the dialect's output
+    schemas, and the handle. (OpenEnv 0.10's own tools/list sends name, description and
+    input schema only.)"""
+    from fastmcp import Client
+
+    environment = MetricTrackerRlEnvironment(episodes=EpisodeStore(MetricTrackerRlEnvironment))
+
+    async def play() -> tuple[list[Any], Any, Any]:
+        async with Client(environment.mcp_server) as client:
+            tools = await client.list_tools()
+            start = await client.call_tool("start_episode", {"task_id": TASK})
+            handle = start.structured_content["episode_id"]
+            bad = await client.call_tool("rows_for_date", {"date": "x", "episode_id": handle})
+            return tools, start, bad
+
+    tools, start, bad = asyncio.run(play())
+    assert [
+        (t.name, t.title, t.annotations.model_dump(exclude_none=True), t.inputSchema, t.outputSchema)
+        for t in tools
+    ] == [
+        (t.name, t.title, t.annotations, t.mcp_input_schema, t.dialect_output_schema) for t in tool_catalog()
+    ]
+    for name, result in (("start_episode", start), ("rows_for_date", bad)):
+        jsonschema.validate(result.structured_content, CATALOG[name].dialect_output_schema)
+    assert bad.structured_content["status"] == "error"
+    assert bad.structured_content["episode_id"] == start.structured_content["episode_id"]
 
 
 def test_openenv_generic_client_plays_an_episode(server_url: str) -> None:
@@ -337,12 +405,9 @@ def test_openenv_generic_client_plays_an_episode(server_url: str) -> None:
         assert first.observation["expected_row_count"] == 4
         dates = env.step({"analysis_method": "list_dates", "analysis_args": {}})
         assert dates.observation["status"] == "analysis"
-        for method, args in detection_calls(solver_rows(TASK)):
-            assert (
-                env.step({"analysis_method": method, "analysis_args": args}).observation["status"]
-                == "analysis"
-            )
-        final = env.step({"classifications": solver_rows(TASK)})
+        for name, arguments in solver_calls(TASK)[1:-1]:
+            env.step({"analysis_method": name, "analysis_args": arguments})
+        final = env.step(solver_calls(TASK)[-1][1])
     assert (final.reward, final.done) == (1.0, True)
 
 
@@ -375,3 +440,13 @@ def test_docs_mcp_host_configurations_name_the_real_commands() -> None:
     assert "uv run --directory /path/to/metric_tracker_rl metric-tracker mcp" in section
     assert {"mcp", "serve"} <= set(command_names())
     assert f"default {DEFAULT_IDLE_TIMEOUT:.0f}, or `{IDLE_TIMEOUT_ENV_VAR}`" in section
+
+
+def test_readme_names_the_protocol_revisions_the_server_speaks() -> None:
+    from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("**Protocol revisions.**") :].split("\n\n", 1)[0]
+    *older, last = SUPPORTED_PROTOCOL_VERSIONS
+    assert f"speaks the revisions {', '.join(older)} and {last}" in " ".join(section.split())
+    assert last == PROTOCOL_VERSION  # what the SDK 2.x client negotiates in the tests

@@ -1014,7 +1014,7 @@ def test_mcp_tools_list_is_the_registry_with_typed_schemas(http: httpx.Client) -
     assert [t["name"] for t in tools] == ["start_episode", *REGISTRY, "submit_report"]
     catalog = {tool.name: tool for tool in tool_catalog()}
     for tool in tools:
-        assert tool["inputSchema"] == catalog[tool["name"]].input_schema, tool["name"]
+        assert tool["inputSchema"] == catalog[tool["name"]].mcp_input_schema, tool["name"]
         assert tool["description"] == catalog[tool["name"]].description
     for name, spec in REGISTRY.items():
         assert spec.description in catalog[name].description and spec.cost_text() in catalog[name].description

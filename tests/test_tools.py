@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from typing import Any
 
 import jsonschema
@@ -13,9 +14,15 @@ from openai_strict import as_strict_model_sends, strict_errors
 
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.episodes import EpisodeStore
 from metric_tracker_rl.rows import ROW_FIELDS
 from metric_tracker_rl.tasks import NAMED_TASKS, TASK_SPLITS
-from metric_tracker_rl.tools import CATALOG_FIELDS, EpisodeTools, tool_catalog
+from metric_tracker_rl.tools import (
+    CATALOG_FIELDS,
+    EpisodeTools,
+    ToolResult,
+    tool_catalog,
+)
 
 TASK = "hard_mixed_multi"
 CATALOG = {tool.name: tool for tool in tool_catalog()}
@@ -130,3 +137,81 @@ def test_importing_the_environment_client_or_tools_builds_no_mcp_server() -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# --- what MCP hosts read: titles, annotations, output schemas, the handle ------------------------
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_every_tool_has_a_title_annotations_and_an_output_schema(name: str) -> None:
+    tool = CATALOG[name]
+    assert tool.title and tool.title[0].isupper() and "_" not in tool.title
+    analysis = name in REGISTRY  # read-only, so idempotent; start_episode and submit_report change things
+    assert tool.annotations == {
+        "readOnlyHint": analysis,
+        "destructiveHint": False,
+        "idempotentHint": analysis,
+        "openWorldHint": False,
+    }
+    for schema in (tool.output_schema, tool.dialect_output_schema):
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema["type"] == "object" and schema["required"] == ["status", "message"]
+    assert not set(CATALOG_FIELDS) & set(tool.output_schema["properties"])
+    assert set(CATALOG_FIELDS) <= set(tool.dialect_output_schema["properties"])
+    assert "episode_id" in tool.output_schema["properties"]
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_every_episode_tool_takes_the_handle_over_mcp(name: str) -> None:
+    tool = CATALOG[name]
+    schema = tool.mcp_input_schema
+    assert strict_errors(schema) == []
+    if name == "start_episode":
+        assert schema == tool.input_schema  # the server mints the handle
+        return
+    assert schema["properties"] == {
+        **tool.input_schema["properties"],
+        "episode_id": schema["properties"]["episode_id"],
+    }
+    assert schema["required"] == [*tool.input_schema["required"], "episode_id"]
+    assert {"type": "null"} in schema["properties"]["episode_id"]["anyOf"]
+
+
+def test_every_result_follows_its_tools_output_schema() -> None:
+    """A whole episode with every tool, each also with a bad argument, then the finished
+    episode, no episode and an unknown handle: every structured result validates against its
+    tool's output schema, and every whole observation (OpenEnv's dialect) against the dialect's."""
+    episodes = EpisodeStore(partial(MetricTrackerRlEnvironment, max_steps=10_000))
+    session = MetricTrackerRlEnvironment(episodes=episodes).tools
+    results: list[tuple[str, ToolResult, bool]] = []  # (tool, result, expected error)
+
+    def call(name: str, arguments: dict[str, Any], error: bool = False) -> ToolResult:
+        result = session.call(name, arguments)
+        results.append((name, result, error))
+        return result
+
+    handle = call("start_episode", {"task_id": TASK}).structured()["episode_id"]
+    for name in REGISTRY:
+        call(name, EXAMPLES.get(name, {}))
+        call(name, {**EXAMPLES.get(name, {}), "episode_id": handle})
+        call(name, {"bogus": 1}, error=True)
+    call("start_episode", {"bogus": 1}, error=True)
+    call("submit_report", {"bogus": 1}, error=True)
+    call("submit_report", {"payload_generators": [{"method_name": "nope"}]}, error=True)
+    call("submit_report", {"classifications": [{"date": "someday"}], "episode_id": handle})
+    while not call("submit_report", {"classifications": []}).observation.done:
+        pass
+    call("list_dates", {})  # finished
+    call("list_dates", {"episode_id": "A" * 32}, error=True)
+    session = MetricTrackerRlEnvironment(episodes=episodes).tools
+    call("task_overview", {}, error=True)  # no episode
+    call("submit_report", {}, error=True)
+
+    assert {name for name, _, _ in results} == set(CATALOG)
+    statuses = set()
+    for name, result, error in results:
+        assert result.is_error is error, (name, result.message)
+        jsonschema.validate(result.structured(), CATALOG[name].output_schema)
+        jsonschema.validate(result.full(), CATALOG[name].dialect_output_schema)
+        statuses.add(result.structured()["status"])
+    assert statuses == {"ready", "analysis", "error", "graded", "finished"}

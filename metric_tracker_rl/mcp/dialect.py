@@ -2,7 +2,10 @@
 
 OpenEnv 0.10 serves ``env.mcp_server`` at ``POST /mcp`` (``tools/list``, ``tools/call``,
 ``openenv/session/*``) and in WebSocket ``mcp`` messages, and calls each tool's function
-directly. A call returns the whole observation (an error observation for a bad call).
+directly. A call returns the whole observation (an error observation for a bad call). The
+tools carry their titles, annotations and output schemas (the whole observation's), for
+whatever lists them through FastMCP; OpenEnv 0.10's own ``tools/list`` sends only name,
+description and input schema.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.tools import FunctionTool
+from mcp.types import ToolAnnotations
 
 from metric_tracker_rl.tools import EpisodeTools, tool_catalog
 
@@ -22,8 +26,11 @@ def fastmcp_server(tools: EpisodeTools) -> FastMCP:
         server.add_tool(
             FunctionTool(
                 name=tool.name,
+                title=tool.title,
                 description=tool.description,
-                parameters=tool.input_schema,
+                parameters=tool.mcp_input_schema,
+                output_schema=tool.dialect_output_schema,
+                annotations=ToolAnnotations(**tool.annotations),
                 fn=_caller(tools, tool.name),
             )
         )

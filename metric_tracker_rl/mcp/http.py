@@ -6,35 +6,33 @@ request that carries an ``Mcp-Session-Id`` header, every ``GET`` and ``DELETE`` 
 session's stream and its end) and the ``initialize`` request that opens a session; any
 other request reaches OpenEnv unchanged.
 
-The SDK's session manager keeps the sessions: one episode each (the server's lifespan),
-at most ``max_sessions`` at once (a further ``initialize`` gets HTTP 503), and a session
-with no request in flight for ``idle_timeout`` seconds is closed (its id then gets 404).
+The SDK's session manager keeps the sessions: one environment each (the server's
+lifespan), at most ``max_sessions`` at once (a further ``initialize`` gets HTTP 503), and a
+session with no request in flight for ``idle_timeout`` seconds is closed (its id then gets
+404). The episodes they start are kept by handle (``metric_tracker_rl.episodes``) and
+outlive the session that started them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from metric_tracker_rl.asgi import buffer_body
+from metric_tracker_rl.limits import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_ENV_VAR, idle_timeout_from_env
 
 MCP_PATH = "/mcp"
 SESSION_HEADER = b"mcp-session-id"
-IDLE_TIMEOUT_ENV_VAR = "METRIC_TRACKER_MCP_IDLE_TIMEOUT"
-DEFAULT_IDLE_TIMEOUT = 30 * 60.0  # seconds without a request before a session is closed
-
-
-def idle_timeout_from_env() -> float:
-    raw = os.environ.get(IDLE_TIMEOUT_ENV_VAR)
-    if raw is None:
-        return DEFAULT_IDLE_TIMEOUT
-    value = float(raw)
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{IDLE_TIMEOUT_ENV_VAR} must be a positive number of seconds, got {raw!r}")
-    return value
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "IDLE_TIMEOUT_ENV_VAR",
+    "McpDispatch",
+    "StandardMcp",
+    "idle_timeout_from_env",
+    "install",
+]
 
 
 class StandardMcp:

@@ -1,10 +1,14 @@
-"""The standard MCP server: the tool catalog, a prompt and resources, one episode per session.
+"""The standard MCP server: the tool catalog, a prompt and resources, episodes by handle.
 
 Built on the ``mcp`` SDK's low-level ``Server``. Its lifespan runs once per MCP session
 (per streamable-HTTP session, or once for a stdio process), so each session owns one
-environment. Tool calls come back as ``CallToolResult``: ``structuredContent`` is the
-observation without the catalogs, the text is a short summary followed by that JSON (for
-hosts that pass only text to the model), and a bad call is ``isError`` with its message.
+environment; the environments share one store of kept episodes (``episodes``), so
+``start_episode`` answers an ``episode_id`` that works from any session, and a call without
+one plays the session's own episode. Tools are listed with their titles, annotations and
+output schemas. Tool calls come back as ``CallToolResult``: ``structuredContent`` is the
+observation without the catalogs (it follows the tool's output schema), the text is a
+short summary followed by that JSON (for hosts that pass only text to the model), and a
+bad call is ``isError`` with its message.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -25,6 +30,7 @@ from mcp.shared.exceptions import McpError
 from metric_tracker_rl import __version__
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from metric_tracker_rl.episodes import EpisodeStore
 from metric_tracker_rl.families import FAMILIES
 from metric_tracker_rl.tasks import NAMED_TASKS, TaskSpec
 from metric_tracker_rl.tools import START_EPISODE, SUBMIT_REPORT, tool_catalog
@@ -77,10 +83,11 @@ def task_text(task: TaskSpec) -> str:
     )
 
 
-def build_server(
-    new_environment: Callable[[], MetricTrackerRlEnvironment] = MetricTrackerRlEnvironment,
-) -> Server:
-    """The MCP server; each session gets its own environment from ``new_environment``."""
+def build_server(new_environment: Callable[[], MetricTrackerRlEnvironment] | None = None) -> Server:
+    """The MCP server; each session gets its own environment from ``new_environment``
+    (by default: environments sharing a store of kept episodes with the operator's limits)."""
+    if new_environment is None:
+        new_environment = kept_environments()
 
     @asynccontextmanager
     async def session_environment(_: Server) -> AsyncIterator[MetricTrackerRlEnvironment]:
@@ -100,7 +107,14 @@ def build_server(
     @server.list_tools()
     async def list_tools() -> list[types.Tool]:
         return [
-            types.Tool(name=t.name, description=t.description, inputSchema=t.input_schema)
+            types.Tool(
+                name=t.name,
+                title=t.title,
+                description=t.description,
+                inputSchema=t.mcp_input_schema,
+                outputSchema=t.output_schema,
+                annotations=types.ToolAnnotations(**t.annotations),
+            )
             for t in tool_catalog()
         ]
 
@@ -184,6 +198,11 @@ def build_server(
         raise McpError(types.ErrorData(code=types.INVALID_PARAMS, message=f"unknown resource {uri!r}"))
 
     return server
+
+
+def kept_environments() -> Callable[[], MetricTrackerRlEnvironment]:
+    """New environments that share one new store of kept episodes (``limits``' settings)."""
+    return partial(MetricTrackerRlEnvironment, episodes=EpisodeStore.from_env(MetricTrackerRlEnvironment))
 
 
 async def serve_stdio() -> None:

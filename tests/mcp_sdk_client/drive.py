@@ -14,6 +14,12 @@ high-level ``Client`` (probes ``server/discover``, then falls back to the handsh
 sessions run concurrently; each runs its operations in order. Every result is printed as
 JSON on stdout (MCP wire names); an operation that fails records its error and the
 session goes on.
+
+A plan with ``"stateless": [op, ...]`` instead of ``sessions`` (HTTP, ``ClientSession``)
+plays as a client that keeps no session: each operation opens a session of its own, runs,
+and closes it. An argument given as "$episode_id" is replaced by the ``episode_id`` of the
+latest ``start_episode`` result. Each result also lists the ``Mcp-Session-Id`` values the
+server sent during that operation.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client import Client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+HANDLE = "$episode_id"
 
 
 def dump(value: Any) -> Any:
@@ -90,8 +99,46 @@ async def play(plan: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any
         return {**info, "results": results}
 
 
+async def in_own_session(url: str, op: dict[str, Any], session_ids: list[str]) -> Any:
+    """One operation in a session opened for it (and closed after it)."""
+
+    async def seen(response: Any) -> None:
+        if "mcp-session-id" in response.headers:
+            session_ids.append(response.headers["mcp-session-id"])
+
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(create_mcp_http_client())
+        http.event_hooks["response"].append(seen)
+        streams = streamable_http_client(url, http_client=http)
+        read_stream, write_stream = await stack.enter_async_context(streams)
+        session = await stack.enter_async_context(ClientSession(read_stream, write_stream))
+        await session.initialize()
+        return await run_op(session, op)
+
+
+async def play_stateless(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each operation in a session of its own; handles passed on from start_episode."""
+    handle = None
+    results = []
+    for op in plan["stateless"]:
+        arguments = {k: handle if v == HANDLE else v for k, v in (op.get("arguments") or {}).items()}
+        session_ids: list[str] = []
+        try:
+            answer = await in_own_session(plan["url"], {**op, "arguments": arguments}, session_ids)
+        except Exception as err:  # recorded for the test to judge
+            results.append({"error": f"{type(err).__name__}: {err}", "session_ids": sorted(set(session_ids))})
+            continue
+        if op.get("name") == "start_episode":
+            handle = (answer.get("structuredContent") or {}).get("episode_id")
+        results.append({"ok": answer, "session_ids": sorted(set(session_ids))})
+    return results
+
+
 async def main() -> None:
     plan = json.load(sys.stdin)
+    if "stateless" in plan:
+        json.dump({"stateless": await play_stateless(plan)}, sys.stdout)
+        return
     sessions = await asyncio.gather(*(play(plan, ops) for ops in plan["sessions"]))
     json.dump({"sessions": sessions}, sys.stdout)
 

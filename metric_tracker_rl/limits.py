@@ -1,0 +1,37 @@
+"""What a server keeps for its clients, and for how long: one place for the limits.
+
+WebSocket sessions, MCP sessions and kept episodes (``episodes.EpisodeStore``) each have
+at most ``max_sessions`` at once (counted apart); MCP sessions and kept episodes are
+dropped after ``idle_timeout`` seconds without a request. The operator sets both when
+serving (``metric-tracker serve --max-sessions --mcp-idle-timeout``) or through the
+environment variables below.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_MAX_SESSIONS = 256
+MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
+DEFAULT_IDLE_TIMEOUT = 30 * 60.0  # seconds without a request before a session or kept episode is dropped
+IDLE_TIMEOUT_ENV_VAR = "METRIC_TRACKER_MCP_IDLE_TIMEOUT"
+
+
+def max_sessions_from_env() -> int:
+    raw = os.environ.get(MAX_SESSIONS_ENV_VAR)
+    if raw is None:
+        return DEFAULT_MAX_SESSIONS
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"{MAX_SESSIONS_ENV_VAR} must be a positive integer, got {raw!r}")
+    return value
+
+
+def idle_timeout_from_env() -> float:
+    raw = os.environ.get(IDLE_TIMEOUT_ENV_VAR)
+    if raw is None:
+        return DEFAULT_IDLE_TIMEOUT
+    value = float(raw)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{IDLE_TIMEOUT_ENV_VAR} must be a positive number of seconds, got {raw!r}")
+    return value
