@@ -22,6 +22,7 @@ from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episodes import EpisodeLimitError, EpisodeRecord, EpisodeStore
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.tasks import NAMED_TASKS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -62,7 +63,7 @@ def test_a_kept_episode_answers_an_unguessable_handle_and_any_instance_reaches_i
     first = fresh(episodes).reset(task_id=TASK, keep_episode=True)
     handles = {first.episode_id, *(fresh(episodes).reset(keep_episode=True).episode_id for _ in range(3))}
     assert all(HANDLE.fullmatch(h) for h in handles) and len(handles) == 4
-    assert (first.status, first.task_id, first.expected_row_count) == ("ready", TASK, 4)
+    assert (first.status, first.task_id, first.expected_row_count) == ("ready", TASK, None)  # hard hides it
     # Each call from a new instance, as one stateless HTTP request each.
     step = fresh(episodes).step(LIST_DATES.model_copy(update={"episode_id": first.episode_id}))
     assert (step.status, step.episode_id, step.budget["steps_used"]) == ("analysis", first.episode_id, 1)
@@ -215,7 +216,8 @@ class StatelessHttp:
 def test_a_stateless_http_client_plays_an_episode_to_1_with_handles_only(server_url: str) -> None:
     client = StatelessHttp(server_url)
     final = SolverAgent().play(client, {"task_id": TASK})
-    assert (final.status, final.reward, final.done, final.correct_row_count) == ("graded", 1.0, True, 4)
+    rows = NAMED_TASKS[TASK].anomaly_rows
+    assert (final.status, final.reward, final.done, final.correct_row_count) == ("graded", 1.0, True, rows)
     assert HANDLE.fullmatch(client.episode_id or "") and client.handles == {client.episode_id}
     # The episode is over, and stays so for whoever has the handle.
     after = client.step(LIST_DATES)
