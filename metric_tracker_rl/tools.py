@@ -95,8 +95,9 @@ def _start_episode_description() -> str:
         f"anomalies to find. Give a task_id, a split and index, or a procedural config (seed, "
         f"scenario_family, difficulty, anomaly_density or anomaly_count); with no argument the first "
         f"named task is played. Named tasks: {tasks}. Splits: {splits}. The result gives the number "
-        "of anomaly rows to find and the episode's budget (steps for tool calls, graded submissions); "
-        "each analysis tool states its cost. Investigate with the analysis tools, then call "
+        "of anomaly rows to find (null where the difficulty hides it) and the episode's budget "
+        "(steps for tool calls, graded submissions); each analysis tool states its cost. "
+        "Investigate with the analysis tools, then call "
         f"{SUBMIT_REPORT}."
     )
 

@@ -42,7 +42,8 @@ pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
 SDK_PROJECT = REPO / "tests" / "mcp_sdk_client"
 PROTOCOL_VERSION = "2025-11-25"
-TASK = "hard_mixed_multi"
+TASK = "hard_mixed_multi"  # four incidents, eleven rows; the row count hidden, one report
+TASK_ROWS = 11
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
@@ -164,22 +165,32 @@ def check_episode(session: dict[str, Any], task_id: str) -> None:
         assert detections[-1]["status"] == "analysis"
     assert ok(tools)["tools"] == listed_catalog()
     assert [p["name"] for p in ok(prompts)["prompts"]] == [PROMPT_NAME]
-    assert f"task_id={task_id!r}" in ok(prompt)["messages"][0]["content"]["text"]
+    prompt_text = ok(prompt)["messages"][0]["content"]["text"]
+    assert f"task_id={task_id!r}" in prompt_text
+    assert (
+        "null where the difficulty hides it" in prompt_text
+        and "the first report is the only one" in prompt_text
+    )
     uris = [r["uri"] for r in ok(resources)["resources"]]
     assert uris == [*(TASK_URI.format(task_id=t) for t in NAMED_TASKS), EPISODE_URI]
-    assert NAMED_TASKS[task_id].description in ok(task_text)["contents"][0]["text"]
+    described = ok(task_text)["contents"][0]["text"]
+    assert NAMED_TASKS[task_id].description in described
+    assert "- to find: 4 anomalies, rows not given" in described
 
+    # The row count is hidden: null on start and in the overview, the report the one submission.
     ready = tool_result(start, "start_episode")
-    assert (ready["status"], ready["task_id"], ready["expected_row_count"]) == ("ready", task_id, 4)
-    assert f"{task_id}: 4 anomaly rows to find" in ok(start)["content"][0]["text"]
-    assert tool_result(overview, "task_overview")["analysis_result"]["result"]["expected_row_count"] == 4
+    assert (ready["status"], ready["task_id"], ready["expected_row_count"]) == ("ready", task_id, None)
+    assert (ready["config"]["anomaly_count"], ready["budget"]["max_submissions"]) == (4, 1)
+    assert f"{task_id}: an unknown number of anomaly rows to find" in ok(start)["content"][0]["text"]
+    assert tool_result(overview, "task_overview")["analysis_result"]["result"]["expected_row_count"] is None
     error = tool_result(bad, "rows_for_date", error=True)
     assert error["status"] == "error" and "date" in error["message"]
     assert error["message"] in ok(bad)["content"][0]["text"]
     assert len(tool_result(suspicious, "list_suspicious_dates")["analysis_result"]["result"]["dates"]) == 5
     final = tool_result(graded, "submit_report")
     assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
-    assert final["correct_row_count"] == 4 and final["reward_breakdown"]["unsupported_rows"] == 0
+    assert final["correct_row_count"] == TASK_ROWS and final["reward_breakdown"]["unsupported_rows"] == 0
+    assert final["budget"]["submissions_used"] == final["budget"]["max_submissions"] == 1
     spent = (
         REGISTRY["task_overview"].cost
         + C.ERROR_COST
@@ -402,7 +413,8 @@ def test_openenv_dialect_server_carries_titles_annotations_and_output_schemas() 
 def test_openenv_generic_client_plays_an_episode(server_url: str) -> None:
     with GenericEnvClient(base_url=server_url).sync() as env:
         first = env.reset(task_id=TASK)
-        assert first.observation["expected_row_count"] == 4
+        assert first.observation["expected_row_count"] is None  # hidden on hard
+        assert first.observation["config"]["anomaly_count"] == 4
         dates = env.step({"analysis_method": "list_dates", "analysis_args": {}})
         assert dates.observation["status"] == "analysis"
         for name, arguments in solver_calls(TASK)[1:-1]:

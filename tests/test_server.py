@@ -40,7 +40,13 @@ from metric_tracker_rl.tools import tool_catalog
 pytestmark = pytest.mark.timeout(120)
 
 TIMEOUT = 20.0  # seconds for any single request / message on loopback
-NAMED_TASK_ROWS = {"easy_single_spike": 2, "medium_mixed_pair": 3, "hard_mixed_multi": 4}
+# Per named task: incidents, expected rows, the row count the agent is shown (None: hidden, on
+# hard) and graded submissions (one, the report, where the count is hidden).
+NAMED_TASK_SIZES = {
+    "easy_single_spike": (2, 2, 2, 3),
+    "medium_mixed_pair": (3, 7, 7, 3),
+    "hard_mixed_multi": (4, 11, None, 1),
+}
 CATALOG_FIELDS = (
     "available_methods",
     "available_synthetic_generator_methods",
@@ -127,37 +133,47 @@ def budget_of(config: dict[str, Any]) -> int:
     return MetricTrackerRlEnvironment().reset(**config).budget["max_steps"]
 
 
-def check_budget(obs: dict[str, Any], steps: int, submissions: int, max_steps: int) -> None:
+def check_budget(
+    obs: dict[str, Any], steps: int, submissions: int, max_steps: int, max_submissions: int = 3
+) -> None:
     assert obs["budget"] == {
         "steps_used": steps,
         "steps_left": max_steps - steps,
         "analysis_steps_left": max(max_steps - steps - C.SUBMISSION_COST, 0),
         "max_steps": max_steps,
         "submissions_used": submissions,
-        "max_submissions": 3,
+        "max_submissions": max_submissions,
     }
 
 
 # --- 1. full episodes through the typed client ---------------------------------------------
 
 
-@pytest.mark.parametrize("task_id", list(NAMED_TASK_ROWS))
+@pytest.mark.parametrize("task_id", list(NAMED_TASK_SIZES))
 def test_named_task_episode_over_typed_client(server_url: str, task_id: str) -> None:
-    n_rows = NAMED_TASK_ROWS[task_id]
+    incidents, n_rows, shown, subs = NAMED_TASK_SIZES[task_id]
     with MetricTrackerRlEnv(base_url=server_url, message_timeout_s=TIMEOUT).sync() as env:
         result = env.reset(task_id=task_id)
         obs = result.observation
         assert (obs.task_id, obs.status, result.done, result.reward) == (task_id, "ready", False, None)
-        assert obs.expected_row_count == n_rows
+        assert obs.expected_row_count == shown
         assert obs.config["task_id"] == task_id and obs.config["num_days"] == 28
-        assert f"{n_rows} anomaly rows" in obs.instruction
+        assert obs.config["anomaly_count"] == incidents  # incidents, not rows
+        if shown is None:
+            assert f"There are {incidents} incidents" in obs.instruction
+            assert "the number of anomaly rows is not given" in obs.instruction
+            assert f"{n_rows} anomaly rows" not in obs.instruction
+        else:
+            assert f"{n_rows} anomaly rows to find, from {incidents} incidents" in obs.instruction
+        assert f"{subs} graded submission{'' if subs == 1 else 's'}." in obs.instruction
         assert [m["name"] for m in obs.available_methods] == list(REGISTRY)
-        assert {t["task_id"] for t in obs.available_tasks} >= set(NAMED_TASK_ROWS)
+        listed = {t["task_id"]: (t["anomalies"], t["anomaly_rows"]) for t in obs.available_tasks}
+        assert listed == {t: (size[0], size[2]) for t, size in NAMED_TASK_SIZES.items()}
         assert len(obs.conversion_metric_definitions) == 6
         assert "get_median_filter_rows" in obs.available_synthetic_generator_methods
         assert obs.analysis_result is None and obs.submission_issues == []
         budget = budget_of({"task_id": task_id})
-        check_budget(obs.model_dump(), steps=0, submissions=0, max_steps=budget)
+        check_budget(obs.model_dump(), steps=0, submissions=0, max_steps=budget, max_submissions=subs)
 
         def run(method: str, **args: Any) -> Any:
             step = env.step(MetricTrackerRlAction(analysis_method=method, analysis_args=args))
@@ -165,10 +181,11 @@ def test_named_task_episode_over_typed_client(server_url: str, task_id: str) -> 
             assert step.done is False and step.reward == 0.0
             assert all(not getattr(step.observation, f) for f in CATALOG_FIELDS), "catalogs only on reset"
             assert step.observation.analysis_result["method"] == method
+            assert step.observation.expected_row_count == shown
             return step.observation.analysis_result["result"]
 
         overview = run("task_overview")
-        assert overview["expected_row_count"] == n_rows
+        assert overview["expected_row_count"] == shown
         suspicious = run("list_suspicious_dates", limit=3)["dates"]
         assert len(suspicious) == 3
         assessment = run(
@@ -177,50 +194,58 @@ def test_named_task_episode_over_typed_client(server_url: str, task_id: str) -> 
         assert assessment["date"] == suspicious[0]["date"] and "threshold" in assessment
         state = env.state()
         assert (state.task_id, state.step_count, state.submissions_used, state.done) == (task_id, 3, 0, False)
+        used = 4  # budget units of the three calls
 
-        # Submission 1: an over-broad payload generator -> graded, imperfect, not done. Its rows
-        # need evidence: the feedback names each one no detection call flagged, by its position
-        # in the submission and its key, and no other row.
-        sub1 = env.step(
-            MetricTrackerRlAction(
-                payload_generators=[{"method_name": "get_median_filter_rows", "threshold_multiplier": 1.0}]
+        if subs > 1:
+            # Submission 1: an over-broad payload generator -> graded, imperfect, not done. Its
+            # rows need evidence: the feedback names each one no detection call flagged, by its
+            # position in the submission and its key, and no other row.
+            sub1 = env.step(
+                MetricTrackerRlAction(
+                    payload_generators=[
+                        {"method_name": "get_median_filter_rows", "threshold_multiplier": 1.0}
+                    ]
+                )
             )
-        )
-        o1 = sub1.observation
-        assert o1.status == "graded" and sub1.done is False
-        assert 0.0 <= sub1.reward < 1.0 and sub1.reward == o1.reward_breakdown["score"]
-        assert o1.generated_rows and o1.reward_breakdown["expected_rows"] == n_rows
-        assert o1.reward_breakdown["submitted_rows"] == len(o1.generated_rows)
-        assert o1.budget["submissions_used"] == 1 and o1.budget["steps_used"] == 5
-        assert o1.reward_breakdown["extra_rows"] > 0
-        named = [issue for issue in o1.submission_issues if issue.startswith("row ")]
-        assert len(named) == o1.reward_breakdown["unsupported_rows"] > 0
-        for issue in named:
-            named_row = re.match(r"row (\d+) \(([^)]*)\): unsupported: ", issue)
-            assert named_row, issue
-            assert named_row[2] == row_key(o1.generated_rows[int(named_row[1])]), issue
+            o1 = sub1.observation
+            used += C.SUBMISSION_COST
+            assert o1.status == "graded" and sub1.done is False
+            assert 0.0 <= sub1.reward < 1.0 and sub1.reward == o1.reward_breakdown["score"]
+            assert o1.generated_rows and o1.reward_breakdown["expected_rows"] == n_rows
+            assert o1.reward_breakdown["submitted_rows"] == len(o1.generated_rows)
+            assert o1.budget["submissions_used"] == 1 and o1.budget["steps_used"] == used
+            assert o1.reward_breakdown["extra_rows"] > 0
+            named = [issue for issue in o1.submission_issues if issue.startswith("row ")]
+            assert len(named) == o1.reward_breakdown["unsupported_rows"] > 0
+            for issue in named:
+                named_row = re.match(r"row (\d+) \(([^)]*)\): unsupported: ", issue)
+                assert named_row, issue
+                assert named_row[2] == row_key(o1.generated_rows[int(named_row[1])]), issue
 
-        # Submission 2: the hidden rows, each first confirmed by its detection method -> perfect,
+        # The report: the hidden rows, each first confirmed by its detection method -> perfect,
         # the episode ends.
         report = truth_rows({"task_id": task_id})
+        assert len(report) == n_rows
         confirmations = [step.observation for step in confirm(env, report)]
         assert {o.status for o in confirmations} == {"analysis"}
         assert {row_key(row) for row in report} <= flagged_keys(
             o.analysis_result["result"] for o in confirmations
         )
-        spent = sum(o.analysis_result["cost"] for o in confirmations)
-        sub2 = env.step(MetricTrackerRlAction(classifications=report))
-        o2 = sub2.observation
-        assert (o2.status, sub2.reward, sub2.done) == ("graded", 1.0, True)
+        used += sum(o.analysis_result["cost"] for o in confirmations) + C.SUBMISSION_COST
+        final = env.step(MetricTrackerRlAction(classifications=report))
+        o2 = final.observation
+        assert (o2.status, final.reward, final.done) == ("graded", 1.0, True)
         assert o2.correct_row_count == n_rows and o2.reward_breakdown["missing_rows"] == 0
         assert o2.reward_breakdown["unsupported_rows"] == 0
         assert not any(issue.startswith("row ") for issue in o2.submission_issues)  # nothing to name
-        check_budget(o2.model_dump(), steps=5 + spent + C.SUBMISSION_COST, submissions=2, max_steps=budget)
+        check_budget(
+            o2.model_dump(), steps=used, submissions=min(2, subs), max_steps=budget, max_submissions=subs
+        )
 
         after = env.step(MetricTrackerRlAction(analysis_method="task_overview"))
         assert (after.observation.status, after.reward, after.done) == ("finished", 1.0, True)
         state = env.state()
-        assert (state.submissions_used, state.last_score, state.done) == (2, 1.0, True)
+        assert (state.submissions_used, state.last_score, state.done) == (min(2, subs), 1.0, True)
 
 
 def test_same_submission_scores_the_same_in_two_sessions(server_url: str) -> None:
@@ -293,6 +318,17 @@ def test_step_and_submission_budgets_end_the_episode_over_the_wire(server_url: s
         state = ws_send(ws, {"type": "state"})[1]["data"]
         assert (state["submissions_used"], state["done"], state["last_score"]) == (3, True, 0.0)
 
+        # Where the row count is hidden (hard), the first graded submission, the report, ends it.
+        ready = ws_obs(ws, {"type": "reset", "data": {"task_id": "hard_mixed_multi"}})
+        assert ready["observation"]["expected_row_count"] is None and ready["done"] is False
+        assert ready["observation"]["budget"]["max_submissions"] == 1
+        only = ws_step(ws, classifications=[wrong])
+        assert only["observation"]["status"] == "graded" and only["done"] is True
+        assert only["observation"]["budget"]["submissions_used"] == 1 and only["reward"] == 0.0
+        assert ws_step(ws, classifications=[wrong])["observation"]["status"] == "finished"
+        state = ws_send(ws, {"type": "state"})[1]["data"]
+        assert (state["submissions_used"], state["done"]) == (1, True)
+
 
 # --- 2. 64 concurrent sessions -------------------------------------------------------------
 
@@ -361,7 +397,14 @@ def test_64_concurrent_sessions_match_in_process_results(server_url: str) -> Non
         assert observations == local, f"session {i} differs from the in-process environment"
         final = observations[-1]
         assert final["status"] == "graded" and 0.0 <= final["reward"] <= 1.0
-        assert final["expected_row_count"] == observations[0]["expected_row_count"] > 0
+        shown = observations[0]["expected_row_count"]
+        assert all(o["expected_row_count"] == shown for o in observations)
+        if (
+            _session_plan(i)[0]["difficulty"] == "hard"
+        ):  # the count is hidden; the report is the one submission
+            assert shown is None and final["done"] is True and final["budget"]["max_submissions"] == 1
+        else:
+            assert shown == final["reward_breakdown"]["expected_rows"] > 0
         scores.add(final["reward"])
         matched += final["reward_breakdown"]["matched_rows"]
     assert len(scores) > 1, "different seeds should not all score the same"
@@ -944,17 +987,31 @@ def test_no_hidden_rows_in_any_response(server_url: str, http: httpx.Client, con
             assert reply["type"] == "observation", reply
             return reply["data"]["observation"]
 
-        reset = send({"type": "reset", "data": config})["data"]["observation"]
-        assert reset["expected_row_count"] == len(expected)
+        def start() -> None:
+            reset = send({"type": "reset", "data": config})["data"]["observation"]
+            assert reset["expected_row_count"] == (None if hidden else len(expected))
+
+        def report(**action: Any) -> dict[str, Any]:
+            """A graded submission; where the count is hidden it ends the episode, and the next
+            calls play in a new one."""
+            reply = send({"type": "step", "data": action})
+            graded = reply["data"]["observation"]
+            assert graded["status"] == "graded" and reply["data"]["done"] is hidden
+            if hidden:
+                start()
+            return graded
+
+        hidden = config.get("task_id") == "hard_mixed_multi"
+        start()
         dates = [d["date"] for d in step(analysis_method="list_dates")["analysis_result"]["result"]["dates"]]
         wrong = _wrong_rows(expected, dates)
-        empty = step()
-        assert empty["status"] == "graded" and empty["reward_breakdown"]["missing_rows"] == len(expected)
+        empty = report()
+        assert empty["reward_breakdown"]["missing_rows"] == len(expected)
         missing = f"expected anomaly rows not reported: {len(expected)} of {len(expected)}"
         assert any(missing in issue for issue in empty["submission_issues"])
         bad = [_bad_row(date="1999-01-01"), _bad_row(severity="apocalyptic")]
-        wrong_sub = step(classifications=[*wrong, *bad])
-        assert wrong_sub["status"] == "graded" and wrong_sub["reward_breakdown"]["matched_rows"] == 0
+        wrong_sub = report(classifications=[*wrong, *bad])
+        assert wrong_sub["reward_breakdown"]["matched_rows"] == 0
         assert wrong_sub["reward_breakdown"]["extra_rows"] == len(wrong)
         assert wrong_sub["reward_breakdown"]["unsupported_rows"] == len(wrong)
         issues = wrong_sub["submission_issues"]
@@ -995,6 +1052,7 @@ def test_no_hidden_rows_in_any_response(server_url: str, http: httpx.Client, con
             ("start_episode", {**config, "debug": True}),
             ("task_overview", {}),
             ("submit_report", {}),
+            ("start_episode", config),  # on hard the first report ended the episode
             ("submit_report", {"classifications": wrong}),
         ]:
             reply = rpc(http, "tools/call", {"name": tool, "arguments": args, "session_id": sid})
@@ -1030,10 +1088,12 @@ def test_mcp_tools_list_is_the_registry_with_typed_schemas(http: httpx.Client) -
 
 
 def test_full_episode_through_mcp_tools_only(http: httpx.Client) -> None:
+    task = "medium_mixed_pair"  # three graded submissions: a wrong report leaves room for a right one
     sid = mcp_session(http)
     try:
-        start = mcp_call(http, sid, "start_episode", task_id="hard_mixed_multi")
-        assert start["status"] == "ready" and start["expected_row_count"] == 4
+        start = mcp_call(http, sid, "start_episode", task_id=task)
+        assert start["status"] == "ready" and start["expected_row_count"] == 7
+        assert start["budget"]["max_submissions"] == 3
         overview = mcp_call(http, sid, "task_overview")["analysis_result"]["result"]
         top = mcp_call(http, sid, "list_suspicious_dates", limit=2)["analysis_result"]["result"]["dates"]
         funnel = mcp_call(http, sid, "detect_funnel_break", date=top[0]["date"])
@@ -1047,8 +1107,8 @@ def test_full_episode_through_mcp_tools_only(http: httpx.Client) -> None:
         ]
         wrong = mcp_call(http, sid, "submit_report", classifications=rows["rows"][:3])
         assert wrong["status"] == "graded" and wrong["done"] is False and 0 <= wrong["reward"] < 1
-        assert overview["expected_row_count"] == 4
-        report = truth_rows({"task_id": "hard_mixed_multi"})
+        assert overview["expected_row_count"] == 7
+        report = truth_rows({"task_id": task})
         confirmations = [mcp_call(http, sid, method, **args) for method, args in detection_calls(report)]
         assert {c["status"] for c in confirmations} == {"analysis"}
         assert {row_key(r) for r in report} <= flagged_keys(
@@ -1058,12 +1118,48 @@ def test_full_episode_through_mcp_tools_only(http: httpx.Client) -> None:
         assert (final["status"], final["reward"], final["done"]) == ("graded", 1.0, True)
         confirmed = sum(c["analysis_result"]["cost"] for c in confirmations)
         used = 1 + 2 + 3 + 1 + 1 + C.GENERATOR_ROW_COST * len(rows["rows"]) + confirmed + 2
-        check_budget(final, steps=used, submissions=2, max_steps=budget_of({"task_id": "hard_mixed_multi"}))
+        check_budget(final, steps=used, submissions=2, max_steps=budget_of({"task_id": task}))
         assert mcp_call(http, sid, "list_dates")["status"] == "finished"
     finally:
         mcp_close(http, sid)
     gone = rpc(http, "tools/call", {"name": "list_dates", "session_id": sid})
     assert gone["error"]["code"] == -32602 and "Unknown session_id" in gone["error"]["message"]
+
+
+def test_hard_task_over_mcp_hides_the_row_count_and_its_first_report_ends_it(http: httpx.Client) -> None:
+    """Where the row count is hidden, nothing an MCP session sees before the report tells it, and
+    the report, even an incomplete one, is the episode's one graded submission."""
+    task = "hard_mixed_multi"
+    report = truth_rows({"task_id": task})[1:]  # one confirmed row short: an incomplete report
+    sid = mcp_session(http)
+    try:
+        start = mcp_call(http, sid, "start_episode", task_id=task)
+        assert (start["status"], start["expected_row_count"], start["config"]["anomaly_count"]) == (
+            "ready",
+            None,
+            4,
+        )
+        assert "the number of anomaly rows is not given" in start["instruction"]
+        assert start["budget"]["max_submissions"] == 1
+        listed = {t["task_id"]: t["anomaly_rows"] for t in start["available_tasks"]}
+        assert listed[task] is None
+        overview = mcp_call(http, sid, "task_overview")
+        assert overview["expected_row_count"] is None
+        assert overview["analysis_result"]["result"]["expected_row_count"] is None
+        confirmations = [mcp_call(http, sid, method, **args) for method, args in detection_calls(report)]
+        assert {c["status"] for c in confirmations} == {"analysis"}
+        assert all(c["expected_row_count"] is None for c in confirmations)
+        graded = mcp_call(http, sid, "submit_report", classifications=report)
+        assert (graded["status"], graded["done"]) == ("graded", True)
+        assert 0.5 < graded["reward"] < 1.0 and graded["reward"] == graded["reward_breakdown"]["score"]
+        assert graded["reward_breakdown"]["matched_rows"] == len(report)
+        assert graded["reward_breakdown"]["unsupported_rows"] == 0
+        assert graded["budget"]["submissions_used"] == 1
+        after = mcp_call(http, sid, "submit_report", classifications=report)
+        assert (after["status"], after["reward"], after["done"]) == ("finished", graded["reward"], True)
+        assert after["budget"]["submissions_used"] == 1
+    finally:
+        mcp_close(http, sid)
 
 
 def test_mcp_inside_a_websocket_session_drives_the_same_episode(server_url: str) -> None:
@@ -1186,7 +1282,10 @@ def test_http_surface_is_consistent(http: httpx.Client) -> None:
     reset = http.post("/reset", json={"task_id": "hard_mixed_multi"})
     assert reset.status_code == 200
     body = reset.json()
-    assert body["observation"]["expected_row_count"] == 4 and body["done"] is False
+    assert body["observation"]["expected_row_count"] is None and body["done"] is False  # hidden on hard
+    assert body["observation"]["budget"]["max_submissions"] == 1
+    shown = http.post("/reset", json={"task_id": "medium_mixed_pair"}).json()["observation"]
+    assert shown["expected_row_count"] == 7 and shown["config"]["anomaly_count"] == 3
     assert http.post("/reset", json={}).json()["observation"]["task_id"] == next(iter(NAMED_TASKS))
 
 

@@ -30,6 +30,7 @@ from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.analysis import GENERATOR_METHODS, REGISTRY, run_method
 from metric_tracker_rl.config import ConfigError
+from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episode import build_episode
 from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES
 from metric_tracker_rl.rows import ROW_FIELDS
@@ -63,7 +64,11 @@ def test_task_picker_lists_named_tasks_then_custom() -> None:
     assert data.task_choices() == [*NAMED_TASKS, data.CUSTOM_TASK]
     headers, rows = data.task_table()
     assert headers[0] == "task_id" and [r[0] for r in rows] == list(NAMED_TASKS)
-    assert [r[2] for r in rows] == [2, 3, 4]
+    assert [r[2] for r in rows] == [
+        "2 anomalies, 2 rows",
+        "3 anomalies, 7 rows",
+        "4 anomalies, rows not given",
+    ]
 
 
 def test_reset_arguments_keep_a_named_tasks_plan() -> None:
@@ -443,7 +448,9 @@ def test_rows_typed_by_hand_are_parsed() -> None:
 def test_sessions_are_separate_episodes_with_budgets() -> None:
     first, second = DebuggerSession(debug=False), DebuggerSession(debug=False)
     first.reset(task_id="easy_single_spike")
-    second.reset(task_id="hard_mixed_multi")
+    hard = second.reset(task_id="hard_mixed_multi")
+    line = data.budget_line(hard)
+    assert "**Rows to find** not given (this difficulty hides it)" in line and "**Submissions** 0/1" in line
     observation = first.run_method("list_suspicious_dates", {"limit": 3})
     assert observation.budget["steps_used"] == 2 and len(first.marks) == 3
     assert data.flagged_only(first.marks) == {}  # a ranking marks hints, not verdicts
@@ -682,7 +689,9 @@ VERDICT_CELL_JS = """() => {
 
 
 def assert_verdict_in_view(page) -> str:
-    """The first row's anomaly_type is inside the window and its table's box, not covered."""
+    """The first row's anomaly_type is inside the window and its table's box, not covered, once
+    the page is scrolled down to the table (the table's own sideways scroll stays where it is)."""
+    page.locator("#result-table").scroll_into_view_if_needed()
     cell = page.evaluate(VERDICT_CELL_JS)
     assert cell is not None, "the result table has no anomaly_type cell"
     assert cell["box_left"] - 1 <= cell["left"] and cell["right"] <= cell["box_right"] + 1, cell
@@ -721,11 +730,13 @@ def test_full_investigation(page, web_url: str, capfd) -> None:
     open_debugger(page, web_url)
 
     # Reset a named task.
+    units = MetricTrackerRlEnvironment().reset(task_id="medium_mixed_pair").budget["max_steps"]
     choose(page, "task-picker", "medium_mixed_pair")
     page.wait_for_function("() => document.querySelector('#reset-seed textarea').value === '2002'")
     page.click("#reset-button")
     wait_text(page, "#status-bar", "medium_mixed_pair")
-    wait_text(page, "#episode-overview", "There are 3 anomaly rows")
+    wait_text(page, "#status-bar", f"Budget {units} of {units} units left")
+    wait_text(page, "#episode-overview", "There are 7 anomaly rows to find, from 3 incidents")
 
     # The daily counts' log axis reads 2k, 5k, 10k, 20k: clean values, rising (not Plotly's
     # minor labels "3, 2, 10k, 9, ...").
@@ -741,7 +752,7 @@ def test_full_investigation(page, web_url: str, capfd) -> None:
     assert page.locator("#arg-entity_type input").input_value() == "(any)"
     choose(page, "arg-entity_type", "conversion_rate")
     page.click("#run-method")
-    wait_text(page, "#status-bar", "Budget 25 of 27 units left")
+    wait_text(page, "#status-bar", f"Budget {units - 2} of {units} units left")
     wait_text(page, "#result-table", "top_metric")
     ranked = re.findall(r"\d{4}-\d{2}-\d{2}", _text(page, "#result-table"))
     assert ranked and "conversion_rate" in _text(page, "#result-table")
@@ -758,7 +769,7 @@ def test_full_investigation(page, web_url: str, capfd) -> None:
     choose(page, "arg-date", truth.date)
     choose(page, "arg-entity_name", truth.entity_name)
     page.click("#run-method")
-    wait_text(page, "#status-bar", "Budget 24 of 27 units left")
+    wait_text(page, "#status-bar", f"Budget {units - 3} of {units} units left")
     wait_text(page, "#result-table", truth.anomaly_type)
     assert assert_verdict_in_view(page) == truth.anomaly_type
     assert "1 row(s) can be added" in _text(page, "#run-message")
@@ -780,13 +791,13 @@ def test_full_investigation(page, web_url: str, capfd) -> None:
 
     # Submission: the typed row plus a generator; preview, submit, read the score.
     choose(page, "gen-method", "get_absolute_spike_in_event_count_rows")
-    page.fill("#gen-threshold textarea", "2.5")
+    page.fill("#gen-threshold textarea", "2.0")  # on this task: one row, an event-count spike
     page.click("#add-generator")
     wait_text(page, "#generators-table", "get_absolute_spike_in_event_count_rows")
     wait_text(page, "#generated-rows", "compare_count_to_median")  # the rows it will send
     page.click("#preview-button")
     wait_text(page, "#feedback", "Preview:")
-    wait_text(page, "#status-bar", "Budget 23 of 27 units left")
+    wait_text(page, "#status-bar", f"Budget {units - 4} of {units} units left")
     page.click("#submit-button")
     wait_text(page, "#feedback", "Score")
     score = float(re.search(r"Score (\d\.\d{4})", _text(page, "#feedback")).group(1))
@@ -827,6 +838,7 @@ def test_landing_page_and_one_episode_per_tab(browser, web_url: str) -> None:
         assert "metric_tracker_rl debugger" in first.title()
         table = _text(first, "#task-table")
         assert all(task_id in table for task_id in NAMED_TASKS)
+        assert "3 anomalies, 7 rows" in table and "4 anomalies, rows not given" in table
         assert "easy_single_spike" in _text(first, "#status-bar")
         # The first step the status line recommends is the method the picker opens on.
         assert "Start with task_overview" in _text(first, "#status-bar")

@@ -58,7 +58,8 @@ def investigation_prompt(task_id: str) -> str:
     return (
         f"Investigate one episode of metric_tracker_rl with its MCP tools.\n"
         f"1. Call {START_EPISODE} with task_id={task_id!r}. The result says how many anomaly rows "
-        "to find and the budget; every tool call spends budget (its description gives the cost).\n"
+        "to find (null where the difficulty hides it: then report every row you confirm) and the "
+        "budget; every tool call spends budget (its description gives the cost).\n"
         "2. Call task_overview: the anomaly families, their detection methods, the public threshold "
         "of every entity, the severity cut-offs and the row schema.\n"
         f"3. Find candidate (date, entity) pairs with the broad tools ({broad}) and keep those "
@@ -66,7 +67,8 @@ def investigation_prompt(task_id: str) -> str:
         f"4. Confirm each candidate with its family's detection method ({detectors}); a non-normal "
         "assessment is a row of the report, values copied exactly.\n"
         f"5. Call {SUBMIT_REPORT} with the confirmed rows as classifications. Extra rows cost points; "
-        "you may resubmit while submissions remain.\n"
+        "you may resubmit while submissions remain (where the row count is hidden, the first report "
+        "is the only one).\n"
         "Finish by reporting the score and the rows you submitted."
     )
 
