@@ -259,7 +259,7 @@ def test_sdk_client_without_a_session_plays_an_episode_to_1_with_handles(server_
         "graded",
         1.0,
         True,
-        4,
+        NAMED_TASKS[TASK].anomaly_rows,
     )
     session_ids = [sid for result in results for sid in result["session_ids"]]
     assert all(len(result["session_ids"]) == 1 for result in results)
@@ -454,10 +454,10 @@ def test_docs_mcp_host_configurations_name_the_real_commands() -> None:
     assert f"default {DEFAULT_IDLE_TIMEOUT:.0f}, or `{IDLE_TIMEOUT_ENV_VAR}`" in section
 
 
-def test_readme_names_the_protocol_revisions_the_server_speaks() -> None:
+def test_the_docs_name_the_protocol_revisions_the_server_speaks() -> None:
     from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
 
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
     section = text[text.index("**Protocol revisions.**") :].split("\n\n", 1)[0]
     *older, last = SUPPORTED_PROTOCOL_VERSIONS
     assert f"speaks the revisions {', '.join(older)} and {last}" in " ".join(section.split())
