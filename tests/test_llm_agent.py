@@ -37,7 +37,7 @@ from metric_tracker_rl.agents.llm import (
     agent_tools,
     settings_from_env,
 )
-from metric_tracker_rl.agents.turns import compact_json
+from metric_tracker_rl.agents.turns import DEFAULT_MAX_RESULT_CHARS, ToolTurns, compact_json, json_text
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.analysis.methods import GeneratorSpec
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
@@ -474,3 +474,46 @@ def test_metric_tracker_eval_runs_the_llm_agent(subprocess_runs: dict[str, Any])
     stdout, stderr = subprocess_runs["cli"]
     assert subprocess_runs["codes"]["cli"] == 0, stderr[-3000:]
     assert "| llm | 1.000 | 1.000 |" in stdout
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_analysis_result_fits_a_tool_turn_whole(seed: int) -> None:
+    """No call is charged for rows a tool turn would cut: every method's largest result (the
+    whole ranking, every raw row, a day's hours, a generator at its lowest threshold) fits
+    DEFAULT_MAX_RESULT_CHARS. preview_submission is priced flat, whatever it echoes."""
+    env = MetricTrackerRlEnvironment(max_steps=10_000)
+    first = env.reset(seed=seed, difficulty=("easy", "medium", "hard")[seed % 3], anomaly_density="high")
+    date = first.config["start_date"]
+    largest = {
+        "list_suspicious_dates": {"limit": 28},
+        "show_raw_data": {"limit": 28},
+        "hourly_rows_for_date": {"date": date},
+        "rows_for_date": {"date": date},
+        "check_impossible_counts": {"date": date},
+        "detect_funnel_break": {"date": date},
+        "get_median_filter_rows": {"threshold_multiplier": 0.0},
+        "payload_generator": {
+            "generator_methods": [{"method_name": "get_median_filter_rows", "threshold_multiplier": 0.0}]
+        },
+        "task_overview": {},
+        "list_entities": {},
+        "list_dates": {},
+    }
+    turns = ToolTurns(env, first)
+    for method, arguments in largest.items():
+        reply = json.loads(turns.answer(method, json.dumps(arguments)))
+        assert "result" in reply and "truncated" not in reply, method
+        assert len(json_text(reply)) <= DEFAULT_MAX_RESULT_CHARS, method
+
+
+def test_a_cut_result_names_only_arguments_its_method_takes() -> None:
+    big = {
+        "result": {"dates": [{"date": f"2026-03-{d:02d}", "signals": list(range(40))} for d in range(1, 29)]}
+    }
+    ranking = json.loads(compact_json(big, 2000, "list_suspicious_dates"))["truncated"]["hint"]
+    assert "a smaller limit" in ranking and "metric_name" not in ranking and "threshold" not in ranking
+    generator = json.loads(compact_json(big, 2000, "get_median_filter_rows"))["truncated"]["hint"]
+    assert "metric_name or metric_names" in generator and "a higher threshold_multiplier" in generator
+    assert "limit" not in generator
+    plain = json.loads(compact_json(big, 2000, "task_overview"))["truncated"]["hint"]
+    assert "Narrow" not in plain

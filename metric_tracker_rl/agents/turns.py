@@ -24,7 +24,7 @@ from metric_tracker_rl.tools import SUBMIT_REPORT
 
 # A tool result longer than this is cut (lists shortened). Every analysis result fits at its
 # largest arguments (tests/test_llm_agent.py), so no call is charged for rows it does not show.
-DEFAULT_MAX_RESULT_CHARS = 16000
+DEFAULT_MAX_RESULT_CHARS = 20000
 MAX_ISSUES_SHOWN = 20
 ACTION_LABEL_CHARS = 100
 
