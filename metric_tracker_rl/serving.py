@@ -1,4 +1,5 @@
-"""The OpenEnv server app: ``create_app`` around the environment, plus guards.
+"""The OpenEnv server app: OpenEnv's ``create_fastapi_app`` around the environment, the web
+debugger at /web (built after the server answers), plus guards.
 
 ``server/app.py`` (OpenEnv's entry point) and ``metric-tracker serve`` both build the app
 here, so there is one server.
@@ -6,9 +7,10 @@ here, so there is one server.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
-import threading
+import socket
 from functools import partial
 from typing import Any
 
@@ -16,25 +18,26 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from openenv.core.env_server.http_server import create_app
+from openenv.core.env_server.http_server import create_fastapi_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from metric_tracker_rl import kernel_paths
 from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
-from metric_tracker_rl.generator import warm_up
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
-from metric_tracker_rl.web import DEBUGGER_TITLE, build_debugger
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_SESSIONS = 256
 MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
 MAX_BODY_BYTES = 1_000_000  # larger request bodies get 413
+# Whether /web serves the debugger: OpenEnv's variable, which `metric-tracker serve` sets.
+WEB_ENV_VAR = "ENABLE_WEB_INTERFACE"
 
 
 class BodySizeLimit:
@@ -87,6 +90,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def web_enabled() -> bool:
+    """Whether the web debugger is mounted, read as OpenEnv reads its variable."""
+    return os.environ.get(WEB_ENV_VAR, "false").strip().lower() in ("true", "1", "yes")
+
+
 def max_sessions_from_env() -> int:
     raw = os.environ.get(MAX_SESSIONS_ENV_VAR)
     if raw is None:
@@ -111,19 +119,20 @@ def build_app(
     environment = (
         partial(MetricTrackerRlEnvironment, max_steps=max_steps) if max_steps else MetricTrackerRlEnvironment
     )
-    app = create_app(
+    # OpenEnv's app without its web interface: the debugger alone is mounted at /web below
+    # (instead of OpenEnv's generic playground), built after the server answers.
+    app = create_fastapi_app(
         environment,
         MetricTrackerRlAction,
         MetricTrackerRlObservation,
-        env_name="metric_tracker_rl",
         max_concurrent_envs=max_sessions,
+        env_name="metric_tracker_rl",
         state_cls=MetricTrackerRlState,
-        # Mounted at /web only when ENABLE_WEB_INTERFACE is set (`metric-tracker serve` sets it):
-        # the debugger alone, instead of OpenEnv's generic playground.
-        gradio_builder=build_debugger,
-        show_default_tab=False,
-        title_override=DEBUGGER_TITLE,
     )
+    if web_enabled():
+        from metric_tracker_rl.web import deferred
+
+        deferred.install(app)
 
     @app.exception_handler(ConfigError)
     async def _config_error(request: Request, err: ConfigError) -> JSONResponse:
@@ -146,9 +155,9 @@ def build_app(
         new_environment=environment,
     )
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)  # outermost: bodies are capped first
-    # The generator's compiled kernels load (or, on a first run, compile) while the server
-    # starts answering, not in the first reset.
-    threading.Thread(target=warm_up, name="metric-tracker-warm-up", daemon=True).start()
+    # The generator's compiled kernels load (or, after an install, compile in a separate
+    # process) while the server answers; episodes run them as plain Python until then.
+    kernel_paths.prepare_in_background()
     return app
 
 
@@ -159,8 +168,40 @@ def run(
     max_steps: int | None = None,
     mcp_idle_timeout: float | None = None,
 ) -> None:
-    """Serve the app with uvicorn (blocking)."""
+    """Serve the app with uvicorn (blocking). A port that cannot be listened on is a
+    ``ServeError``, raised before anything is built."""
     import uvicorn
 
+    sock = listening_socket(host, port)
     app = build_app(max_sessions, max_steps, mcp_idle_timeout)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run(sockets=[sock])
+
+
+class ServeError(OSError):
+    """The server cannot listen where it was asked to: one line says why."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds one), or a ``ServeError`` naming the
+    problem: a port out of range, a port in use, an unknown host."""
+    if not 0 <= port <= 65535:
+        raise ServeError(f"port {port} is not a TCP port (0 to 65535)")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as err:
+        raise ServeError(f"cannot listen on {host!r}: no such host or address ({err.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        reason = {
+            errno.EADDRINUSE: "the port is in use (another server?); choose another port",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+            errno.EADDRNOTAVAIL: "this machine has no such address",
+        }.get(err.errno or 0, err.strerror or str(err))
+        raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
