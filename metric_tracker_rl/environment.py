@@ -136,7 +136,7 @@ class MetricTrackerRlEnvironment(
         With no arguments at all, the first named task is played. ``split`` + ``index``
         (OpenEnv's Task API) pick a task of a split; explicit arguments override it.
         """
-        check_reset_arguments(unknown)
+        check_reset_arguments(unknown, openenv=True)
         given = (
             seed,
             scenario_family,
@@ -202,7 +202,7 @@ class MetricTrackerRlEnvironment(
         if self._done:
             return self._observation(
                 status="finished",
-                message="The episode is finished; call reset to start a new one.",
+                message="The episode is finished; call reset (the MCP tool start_episode) for a new one.",
                 reward=self._final_reward(),
             )
         self._actions += 1

@@ -56,7 +56,7 @@ class Tool:
 
 def _start_episode_description() -> str:
     tasks = "; ".join(
-        f"{t.task_id} ({t.difficulty}, {t.describe()['anomaly_rows']} rows): {t.description}"
+        f"{t.task_id} ({t.difficulty}, {t.describe()['anomaly_rows']} rows): {t.description.rstrip('.')}"
         for t in NAMED_TASKS.values()
     )
     splits = ", ".join(f"{name} ({len(configs)} tasks)" for name, configs in TASK_SPLITS.items())

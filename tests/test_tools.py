@@ -129,3 +129,19 @@ def test_importing_the_environment_client_or_tools_builds_no_mcp_server() -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_descriptions_read_cleanly_without_doubled_punctuation() -> None:
+    import re
+
+    for tool in CATALOG.values():
+        assert not re.search(r"[.;:,]\s*[.;:,]", tool.description), (tool.name, tool.description)
+
+
+def test_after_an_episode_ends_a_tool_names_the_tool_that_starts_the_next() -> None:
+    session = tools("easy_single_spike")
+    for _ in range(3):  # three empty submissions end the episode
+        session.call("submit_report", {"classifications": []})
+    after = session.call("task_overview", {})
+    assert after.observation.status == "finished"
+    assert "start_episode" in after.observation.message
