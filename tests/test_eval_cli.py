@@ -43,6 +43,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subp
         (["eval", "--agent", "solver", "--resume"], "--resume needs --json"),
         (["eval"], "Missing option '--agent'"),
         (["export", "out", "--difficulty", "extreme"], "unknown difficulty 'extreme'"),
+        (["dataset", "/proc/nope"], "cannot write the dataset to '/proc/nope' (No such file or directory)"),
         (["no-such-command"], "No such command"),
     ],
     ids=[
@@ -54,6 +55,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subp
         "resume",
         "no-agent",
         "export",
+        "dataset-folder",
         "cmd",
     ],
 )
@@ -64,7 +66,7 @@ def test_a_mistake_is_one_line_without_a_traceback(args: list[str], message: str
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("metric-tracker") and message in lines[0], lines[0]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and "[Errno" not in done.stderr
 
 
 def test_a_bad_line_in_a_configs_file_is_named(tmp_path: Path) -> None:

@@ -42,13 +42,13 @@ def _load_jsonl(path: str) -> list[dict[str, Any]]:
 
 def _reset_config_problem(config: dict[str, Any]) -> str | None:
     """What is wrong with a reset config, found before any episode is played."""
-    from metric_tracker_rl.arguments import check_reset_arguments
+    from metric_tracker_rl.arguments import OPENENV_RESET_ARGUMENTS, check_reset_arguments
     from metric_tracker_rl.config import ConfigError
     from metric_tracker_rl.tasks import config_for
 
     try:
-        check_reset_arguments(set(config) - {"episode_id"})
-        config_for(**{k: v for k, v in config.items() if k != "episode_id"})
+        check_reset_arguments(config, openenv=True)
+        config_for(**{k: v for k, v in config.items() if k not in OPENENV_RESET_ARGUMENTS})
     except ConfigError as err:
         return str(err)
     return None
