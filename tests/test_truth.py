@@ -1,4 +1,4 @@
-"""Honest ground truth (SPEC §3): the hidden rows are exactly what the public canonical
+"""Honest ground truth (docs/data.md, Anomaly families): the hidden rows are exactly what the public canonical
 detectors flag on the final data, each caused by one injected incident, with margins and
 with the values those methods return."""
 

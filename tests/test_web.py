@@ -1,4 +1,4 @@
-"""The web debugger (SPEC §8): unit tests of its data, chart and session functions, and
+"""The web debugger (docs/serving.md, Web debugger): unit tests of its data, chart and session functions, and
 browser tests that drive ``/web`` in headless Chromium.
 
 The browser tests serve ``build_app()`` as ``metric-tracker serve`` does (the command sets
