@@ -61,16 +61,6 @@ def current() -> Any:
     return plain_python()
 
 
-def compiled_ready() -> bool:
-    """Whether episodes run the compiled kernels (always, unless a server is preparing them)."""
-    return not _background or _ready.is_set()
-
-
-def wait_until_compiled(timeout: float | None = None) -> bool:
-    """Block until episodes run the compiled kernels (or ``timeout`` seconds); whether they do."""
-    return not _background or _ready.wait(timeout)
-
-
 def plain_python() -> types.SimpleNamespace:
     """``kernels.py`` with every compiled function replaced by its Python source function, the
     functions calling one another as plain Python. Called from outside, each runs under

@@ -8,6 +8,7 @@ here, so there is one server.
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import socket
@@ -174,7 +175,18 @@ def run(
 
     sock = listening_socket(host, port)
     app = build_app(max_sessions, max_steps, mcp_idle_timeout)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run(sockets=[sock])
+    where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    class Server(uvicorn.Server):
+        """uvicorn's server on the socket bound above; it says where it listens, as uvicorn does
+        for a socket it binds itself."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", where)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run(sockets=[sock])
 
 
 class ServeError(OSError):

@@ -55,6 +55,8 @@ def serve(
 @app.command("mcp")
 def mcp() -> None:
     """Serve the benchmark to an MCP host over stdio: one episode session for the process's life."""
+    from metric_tracker_rl import kernel_paths
     from metric_tracker_rl.mcp.server import run_stdio
 
+    kernel_paths.prepare_in_background()  # a host's first call never waits for a compile
     run_stdio()
