@@ -3,13 +3,13 @@ same functions run as plain Python.
 
 By default episodes run the compiled kernels, compiled on first use after an install or an
 upgrade (10 to 40 s by the machine, once) and loaded from Numba's cache by every later
-process. A server cannot make a client wait for that, so it calls ``prepare_in_background()``
-as it starts: until the compiled kernels are loaded, episodes run the kernel functions as
-plain Python (each dispatcher's ``py_func``, bound to one another instead of to the compiled
-dispatchers), which give the same bytes at some 0.1 to 0.3 s a reset. A compile then runs in
-a separate process, so that it takes nothing from the interpreter that answers clients; the
-server loads its result from Numba's cache. The log says which path serves the first episode
-and when the compiled kernels take over, once each.
+process. A server cannot make a client wait for that: it calls ``serve_plain_until_compiled()`` as it
+is made and ``prepare_in_background()`` once it answers. Until the compiled kernels are loaded,
+episodes run the kernel functions as plain Python (each dispatcher's ``py_func``, bound to one
+another instead of to the compiled dispatchers), which give the same bytes at some 0.1 to
+0.3 s a reset. A compile runs in a separate process, so that it takes nothing from the
+interpreter that answers clients; the server loads its result from Numba's cache. The log
+says which path serves the first episode and when the compiled kernels take over, once each.
 """
 
 from __future__ import annotations
@@ -28,22 +28,22 @@ from typing import Any
 
 import numpy as np
 
+from metric_tracker_rl.notices import notice
+
 KERNELS_MODULE = "metric_tracker_rl.kernels"
-LOG_PREFIX = "metric_tracker_rl:"
 PLAIN_NOTICE = (
-    f"{LOG_PREFIX} episodes run the generator's kernels as plain Python (the same code, the same "
+    "episodes run the generator's kernels as plain Python (the same code, the same "
     "results, some 0.1 to 0.3 s a reset) until the compiled kernels are ready"
 )
-COMPILED_NOTICE = (
-    f"{LOG_PREFIX} the compiled kernels are ready ({{how}} in {{seconds:.1f}} s); "
-    "episodes run them from now on"
-)
+COMPILED_NOTICE = "the compiled kernels are ready ({how} in {seconds:.1f} s); episodes run them from now on"
 # What the child process runs to compile the kernels into Numba's cache.
 _COMPILE_IN_CHILD = "from metric_tracker_rl.kernel_paths import exercise_compiled; exercise_compiled()"
 
 _lock = threading.Lock()
-_ready = threading.Event()
-_background = False  # set by prepare_in_background: plain Python until _ready
+_ready = threading.Event()  # the compiled kernels are loaded
+_settled = threading.Event()  # the plain path is imported and no compile runs in this process
+_background = False  # a server's mode: plain Python until _ready
+_started = False
 _plain: types.SimpleNamespace | None = None
 _plain_told = False
 _local = threading.local()  # .compiled: this thread runs the compiled kernels regardless
@@ -102,16 +102,30 @@ def _quiet(function: Any) -> Any:
     return run
 
 
-def prepare_in_background() -> None:
-    """For servers: load the compiled kernels in a background thread, compiling them first in a
-    separate process when Numba's cache does not hold them; until they are loaded, episodes
-    run the plain-Python kernels. Once per process."""
+def serve_plain_until_compiled() -> None:
+    """A server's mode: episodes run the plain-Python kernels until ``prepare_in_background``
+    has loaded the compiled ones, and never wait for a compile."""
     global _background
+    _background = True
+
+
+def prepare_in_background() -> None:
+    """Load the compiled kernels in a background thread, compiling them first in a separate
+    process when Numba's cache does not hold them (and take up the server's mode). Once per
+    process."""
+    global _started
+    serve_plain_until_compiled()
     with _lock:
-        if _background:
+        if _started:
             return
-        _background = True
+        _started = True
     threading.Thread(target=_prepare, name="metric-tracker-kernels", daemon=True).start()
+
+
+def settled() -> bool:
+    """Whether the background preparation is past its busy start: the plain-Python kernels are
+    imported, and the compiled ones are loaded or compile in a separate process."""
+    return _settled.is_set()
 
 
 class _WouldCompile(Exception):
@@ -125,15 +139,15 @@ def _prepare() -> None:
         plain_python()  # imports Numba and the kernels now, not in the first episode
         how = _load()
     except Exception as err:  # the server keeps serving on the plain-Python path
-        print(
-            f"{LOG_PREFIX} the compiled kernels could not be prepared ({err!r}); episodes keep running "
-            "the kernels as plain Python",
-            file=sys.stderr,
-            flush=True,
+        _settled.set()
+        notice(
+            f"the compiled kernels could not be prepared ({err!r}); episodes keep running the kernels "
+            "as plain Python"
         )
         return
     _ready.set()
-    print(COMPILED_NOTICE.format(how=how, seconds=time.monotonic() - started), file=sys.stderr, flush=True)
+    _settled.set()
+    notice(COMPILED_NOTICE.format(how=how, seconds=time.monotonic() - started))
 
 
 def _load() -> str:
@@ -203,10 +217,11 @@ def _compile_in_child() -> bool:
         stderr=subprocess.PIPE,
     )
     _children.append(process)
+    _settled.set()  # the compile is the child's: this process is free again
     _, errors = process.communicate()
     if process.returncode != 0:
         last = errors.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        print(f"{LOG_PREFIX} the kernels' compile process failed ({last[0]})", file=sys.stderr, flush=True)
+        notice(f"the kernels' compile process failed ({last[0]})")
     return process.returncode == 0
 
 
@@ -221,4 +236,4 @@ def _tell_plain() -> None:
     global _plain_told
     if not _plain_told:
         _plain_told = True
-        print(PLAIN_NOTICE, file=sys.stderr, flush=True)
+        notice(PLAIN_NOTICE)

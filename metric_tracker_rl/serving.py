@@ -7,11 +7,15 @@ here, so there is one server.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import math
 import os
 import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -37,6 +41,8 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_SESSIONS = 256
 MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
 MAX_BODY_BYTES = 1_000_000  # larger request bodies get 413
+START_AFTER_S = 0.5  # background work starts at the first request, or this long after start-up
+KERNELS_FIRST_S = 10.0  # at most this long, the debugger's build waits for the kernels' import
 # Whether /web serves the debugger: OpenEnv's variable, which `metric-tracker serve` sets.
 WEB_ENV_VAR = "ENABLE_WEB_INTERFACE"
 
@@ -130,10 +136,11 @@ def build_app(
         env_name="metric_tracker_rl",
         state_cls=MetricTrackerRlState,
     )
+    debugger = None
     if web_enabled():
         from metric_tracker_rl.web import deferred
 
-        deferred.install(app)
+        debugger = deferred.install(app)
 
     @app.exception_handler(ConfigError)
     async def _config_error(request: Request, err: ConfigError) -> JSONResponse:
@@ -155,11 +162,72 @@ def build_app(
         idle_timeout=mcp_idle_timeout or mcp_http.idle_timeout_from_env(),
         new_environment=environment,
     )
+    # Episodes never wait for the generator's compiled kernels: plain Python until they are
+    # loaded (or, after an install, compiled in a separate process) once the server answers.
+    kernel_paths.serve_plain_until_compiled()
+    work = StartupWork(debugger)
+    app.add_middleware(StartOnFirstRequest, work=work)
+    _run_after_start_up(app, work)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)  # outermost: bodies are capped first
-    # The generator's compiled kernels load (or, after an install, compile in a separate
-    # process) while the server answers; episodes run them as plain Python until then.
-    kernel_paths.prepare_in_background()
     return app
+
+
+class StartupWork:
+    """What a server prepares once it answers, so that nothing delays its first answers: the
+    compiled kernels, then the web debugger (when there is one)."""
+
+    def __init__(self, debugger: Any | None) -> None:
+        self.debugger = debugger
+        self.started = False
+
+    def start(self) -> None:
+        """Start, from the event loop; once."""
+        if self.started:
+            return
+        self.started = True
+        kernel_paths.prepare_in_background()
+        if self.debugger is not None:
+            asyncio.get_running_loop().create_task(self._debugger_once_kernels_settle())
+
+    async def _debugger_once_kernels_settle(self) -> None:
+        # The first episodes need the kernels' import; the debugger's build can come after it.
+        deadline = time.monotonic() + KERNELS_FIRST_S
+        while not kernel_paths.settled() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.debugger.start()
+
+    async def stop(self) -> None:
+        if self.debugger is not None:
+            await self.debugger.stop()
+
+
+class StartOnFirstRequest:
+    """ASGI middleware: the first request (a client polling /health, say) starts the work."""
+
+    def __init__(self, app: Any, work: StartupWork) -> None:
+        self.app = app
+        self.work = work
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self.work.started and scope["type"] in ("http", "websocket"):
+            self.work.start()
+        await self.app(scope, receive, send)
+
+
+def _run_after_start_up(app: FastAPI, work: StartupWork) -> None:
+    """Start the work shortly after start-up if no request came first; stop it at shutdown."""
+    outer = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Any) -> AsyncIterator[Any]:
+        async with outer(application) as state:
+            asyncio.get_running_loop().call_later(START_AFTER_S, work.start)
+            try:
+                yield state
+            finally:
+                await work.stop()
+
+    app.router.lifespan_context = lifespan
 
 
 def run(

@@ -893,15 +893,16 @@ def test_the_page_asks_nothing_outside_the_server_and_has_an_icon(browser, web_u
 
 
 def test_the_server_answers_while_the_debugger_is_built_and_web_waits_for_it() -> None:
-    """/health and the API answer at once; a visit to /web during the build waits for it."""
+    """/health and the API answer during the build; a visit to /web waits for it."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     from metric_tracker_rl.web import deferred
 
-    release = threading.Event()
+    building, release = threading.Event(), threading.Event()
 
     def slow_build() -> Any:
+        building.set()
         assert release.wait(60)
         return deferred.build_debugger_app()
 
@@ -909,12 +910,13 @@ def test_the_server_answers_while_the_debugger_is_built_and_web_waits_for_it() -
     app.get("/health")(lambda: {"status": "healthy"})
     deferred.install(app, build=slow_build)
     with TestClient(app) as client:
-        assert client.get("/health").json() == {"status": "healthy"}
         assert client.get("/", follow_redirects=False).headers["location"] == "/web/"
         visit: dict[str, Any] = {}
         visitor = threading.Thread(target=lambda: visit.update(page=client.get("/web/")))
-        visitor.start()
-        visitor.join(timeout=1.0)
+        visitor.start()  # the first visit starts the build (a server starts it once it answers)
+        assert building.wait(30)
+        assert client.get("/health").json() == {"status": "healthy"}
+        visitor.join(timeout=0.5)
         assert visitor.is_alive() and not visit  # waiting for the build
         release.set()
         visitor.join(timeout=120)

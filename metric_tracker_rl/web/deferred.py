@@ -2,9 +2,9 @@
 
 Building it (importing Gradio, laying out the page) takes seconds, which a server must not
 spend before it answers ``/health``. ``install`` mounts a stand-in at ``/web`` whose build
-starts in a background thread as the server starts (or at the first visit, for an app run
-without its lifespan); a visit before the build is done waits for it. The log says when the
-build starts and when the debugger is ready.
+runs in a background thread once started (``start()``: the server does it after it answers;
+otherwise the first visit does); a visit before the build is done waits for it. The log says
+when the build starts and when the debugger is ready.
 
 The page needs nothing from outside the server: the theme is OpenEnv's with the system's
 fonts instead of Google Fonts, and ``/favicon.ico`` is served.
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
+from metric_tracker_rl.notices import notice
 from metric_tracker_rl.web import DEBUGGER_TITLE
 
 PATH = "/web"
 FAVICON = Path(__file__).with_name("favicon.ico")
-LOG_PREFIX = "metric_tracker_rl:"
 SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif")
 SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace")
 _BUILDING = threading.Lock()
@@ -96,19 +95,19 @@ class DeferredDebugger:
 
     async def _run(self) -> None:
         started = time.monotonic()
-        _log(f"building the web debugger at {PATH} in the background")
+        notice(f"building the web debugger at {PATH} in the background")
         try:
             holder, app = await _in_thread(self._build)
         except Exception as err:
             self._error = err
             self._ready.set()
-            _log(f"the web debugger could not be built: {err!r}")
+            notice(f"the web debugger could not be built: {err!r}")
             return
         async with holder.router.lifespan_context(holder):
             self._app = app
             self._ready.set()
             seconds = time.monotonic() - started
-            _log(f"the web debugger is ready at {PATH} (built in {seconds:.1f} s)")
+            notice(f"the web debugger is ready at {PATH} (built in {seconds:.1f} s)")
             await self._stopping.wait()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -120,10 +119,6 @@ class DeferredDebugger:
             await JSONResponse({"detail": detail}, status_code=503)(scope, receive, send)
             return
         await self._app(scope, receive, send)
-
-
-def _log(message: str) -> None:
-    print(f"{LOG_PREFIX} {message}", file=sys.stderr, flush=True)
 
 
 async def _in_thread(function: Callable[[], Any]) -> Any:
@@ -154,9 +149,9 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 def install(app: FastAPI, build: Callable[[], tuple[FastAPI, Any]] | None = None) -> DeferredDebugger:
-    """Mount the debugger at ``/web`` (the root redirects there), built in the background from
-    the app's start-up (by ``build``, default ``build_debugger_app``); serve ``/favicon.ico``.
-    The debug panel is there if the operator's variable is on now, as the app is made."""
+    """Mount the debugger at ``/web`` (the root redirects there), to be built in the background
+    (by ``build``, default ``build_debugger_app``); serve ``/favicon.ico``. The debug panel is
+    there if the operator's variable is on now, as the app is made."""
     from metric_tracker_rl.environment import debug_enabled_from_env
 
     debugger = DeferredDebugger(build or partial(build_debugger_app, debug_enabled_from_env()))
@@ -174,16 +169,4 @@ def install(app: FastAPI, build: Callable[[], tuple[FastAPI, Any]] | None = None
         return FileResponse(FAVICON, media_type="image/x-icon")
 
     app.mount(PATH, debugger)
-    outer = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(application: Any) -> AsyncIterator[Any]:
-        async with outer(application) as state:
-            debugger.start()
-            try:
-                yield state
-            finally:
-                await debugger.stop()
-
-    app.router.lifespan_context = lifespan
     return debugger
