@@ -23,9 +23,9 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY . .
 RUN uv sync --locked --no-dev
 
-# The generator's compiled kernels (Numba), built into the image's cache beside the source,
-# so that no container compiles them at its first reset.
-RUN .venv/bin/python -c "from metric_tracker_rl.generator import warm_up; warm_up()"
+# The generator's compiled kernels (Numba), every one an episode calls, built into the image's
+# cache beside the source, so that no container compiles them.
+RUN .venv/bin/python -c "from metric_tracker_rl.kernel_paths import exercise_compiled; exercise_compiled()"
 
 # Unprivileged user (Spaces run as uid 1000), who owns that cache: Numba reads a cache only
 # from a folder it could write. Nothing else is written at runtime outside /tmp, so the image

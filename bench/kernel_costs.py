@@ -9,10 +9,17 @@ Each figure comes from fresh interpreters, so nothing is shared with this proces
 - first compile: ``generator.warm_up()`` (one episode) in a fresh interpreter with an
   empty cache folder (``NUMBA_CACHE_DIR``), as after an install; ``--compiles`` runs;
 - cached load: the same call again in fresh interpreters, on that filled cache, median
-  of ``--repeat``; the cache's size on disk.
+  of ``--repeat``; the cache's size on disk;
+- time to the first episode served: ``metric-tracker serve`` (web debugger on) started with an
+  empty cache, as after an install (``--compiles`` runs), and with the filled one (median of
+  ``--repeat``): seconds from the start to the first healthy ``/health``, and from there to
+  the answer of the first ``POST /reset`` (``hard_mixed_multi``).
 
     uv run python bench/kernel_costs.py        # writes bench/results/kernel_costs.json
     uv run python bench/kernel_costs.py --repeat 3 --compiles 1 --json /tmp/kernel_costs.json
+
+Another checkout's figures, in the same session: ``PYTHONPATH=/path/to/checkout uv run python
+bench/kernel_costs.py`` (its fresh interpreters import that checkout's package).
 """
 
 from __future__ import annotations
@@ -20,19 +27,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpx
 from machine import machine  # bench/machine.py (the script's folder is on sys.path)
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+import metric_tracker_rl
+
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout whose package this process imports (this one, or PYTHONPATH's): the fresh
+# interpreters start there, so that they import the same package.
+CHECKOUT = Path(metric_tracker_rl.__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "bench" / "results" / "kernel_costs.json"
 COMPILED = ("numba", "llvmlite")
 # Seconds for the statement, from a fresh interpreter; the first line printed is the figure.
@@ -73,9 +88,48 @@ def timed(statement: str, cache_dir: str | None = None) -> float:
     """Seconds the statement reports, run in a fresh interpreter (with this Numba cache folder)."""
     env = dict(os.environ) if cache_dir is None else {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
     done = subprocess.run(
-        [sys.executable, "-c", statement], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+        [sys.executable, "-c", statement], capture_output=True, text=True, cwd=CHECKOUT, env=env, check=True
     )
     return float(done.stdout.split()[0])
+
+
+FIRST_RESET = {"task_id": "hard_mixed_multi"}
+SERVE_TIMEOUT_S = 900.0  # a first reset that waits for a compile on a slow machine
+
+
+def first_episode_served(cache_dir: str) -> dict[str, float]:
+    """Seconds from starting ``metric-tracker serve`` (web debugger on, this Numba cache folder)
+    to its first healthy ``/health``, and from there to the answer of the first reset."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "ENABLE_WEB_INTERFACE": "1"}
+    command = [sys.executable, "-m", "metric_tracker_rl.cli", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        command, cwd=CHECKOUT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        while True:
+            if server.poll() is not None or time.perf_counter() - started > SERVE_TIMEOUT_S:
+                raise RuntimeError("the server did not become healthy")
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.01)
+        healthy = time.perf_counter()
+        httpx.post(f"{url}/reset", json=FIRST_RESET, timeout=SERVE_TIMEOUT_S).raise_for_status()
+        answered = time.perf_counter()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return {
+        "health_s": round(healthy - started, 2),
+        "first_reset_after_health_s": round(answered - healthy, 2),
+    }
 
 
 def folder_bytes(folder: Path) -> int:
@@ -87,12 +141,17 @@ def measure(repeat: int, compiles: int) -> dict[str, Any]:
     imports = [timed(IMPORT_NUMBA) for _ in range(repeat)]
     compile_runs: list[float] = []
     loads: list[float] = []
+    served_fresh: list[dict[str, float]] = []
+    served_cached: list[dict[str, float]] = []
     cache_bytes = 0
     for _ in range(compiles):
+        with tempfile.TemporaryDirectory(prefix="numba-cache-") as empty:
+            served_fresh.append(first_episode_served(empty))
         with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
             compile_runs.append(timed(WARM_UP, cache_dir))
             loads += [timed(WARM_UP, cache_dir) for _ in range(repeat)]
             cache_bytes = folder_bytes(Path(cache_dir))
+            served_cached += [first_episode_served(cache_dir) for _ in range(repeat)]
     return {
         "install_mb": {name: round(size / 2**20, 1) for name, size in sizes.items()},
         "install_mb_compiled_total": round(sum(sizes.values()) / 2**20, 1),
@@ -101,6 +160,10 @@ def measure(repeat: int, compiles: int) -> dict[str, Any]:
         "first_compile_s": [round(seconds, 2) for seconds in compile_runs],
         "cached_load_s": round(statistics.median(loads), 3),
         "cache_mb": round(cache_bytes / 2**20, 2),
+        "first_episode_served_fresh": served_fresh,
+        "first_episode_served_cached": {
+            key: round(statistics.median(run[key] for run in served_cached), 2) for key in served_cached[0]
+        },
         "repeat": repeat,
     }
 
@@ -120,6 +183,16 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"first compile after an install (warm_up, empty cache): {runs}")
     load, cache = costs["cached_load_s"], costs["cache_mb"]
     print(f"cached load in a new process (warm_up): {load} s (median); cache {cache} MB")
+    for label, runs in (
+        ("after an install (empty cache)", costs["first_episode_served_fresh"]),
+        ("with the cache (median)", [costs["first_episode_served_cached"]]),
+    ):
+        figures = ", ".join(
+            f"/health {run['health_s']} s after the start, the first reset "
+            f"{run['first_reset_after_health_s']} s later"
+            for run in runs
+        )
+        print(f"metric-tracker serve, first episode {label}: {figures}")
 
 
 def main(argv: list[str] | None = None) -> int:

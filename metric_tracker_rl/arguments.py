@@ -143,10 +143,15 @@ class HandleArgs(_Arguments):
 
 RESET_ARGUMENTS: tuple[str, ...] = tuple(ResetArgs.model_fields)
 SUBMIT_ARGUMENTS: tuple[str, ...] = tuple(SubmitArgs.model_fields)
+# OpenEnv's own reset argument (the id ``state`` reports), which the environment, its HTTP and
+# WebSocket API and its client take beside ``ResetArgs``; the MCP tool start_episode does not.
+OPENENV_RESET_ARGUMENTS: tuple[str, ...] = ("episode_id",)
 
 
-def check_reset_arguments(names: Iterable[str]) -> None:
-    """Raise ``ConfigError`` if any of ``names`` is not a reset argument."""
-    unknown = sorted(set(names) - set(RESET_ARGUMENTS))
+def check_reset_arguments(names: Iterable[str], *, openenv: bool = False) -> None:
+    """Raise ``ConfigError`` if any of ``names`` is not a reset argument (``openenv``: OpenEnv's
+    own arguments are allowed too, and named in the message)."""
+    allowed = RESET_ARGUMENTS + (OPENENV_RESET_ARGUMENTS if openenv else ())
+    unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise ConfigError(f"unknown reset arguments {unknown}; allowed: {list(RESET_ARGUMENTS)}")
+        raise ConfigError(f"unknown reset arguments {unknown}; allowed: {list(allowed)}")

@@ -12,7 +12,7 @@ from typing import Any
 from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 
-from metric_tracker_rl.arguments import RESET_ARGUMENTS
+from metric_tracker_rl.arguments import OPENENV_RESET_ARGUMENTS, RESET_ARGUMENTS
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
@@ -28,7 +28,7 @@ class MetricTrackerRlEnv(EnvClient[MetricTrackerRlAction, MetricTrackerRlObserva
         difficulty, anomaly_density, anomaly_count, anomalies, end_date, split, index) and
         OpenEnv's episode_id; arguments left at None are not sent (server defaults apply).
         An unknown name is a ``TypeError`` here; values are checked by the server."""
-        allowed = [*RESET_ARGUMENTS, "episode_id"]
+        allowed = [*RESET_ARGUMENTS, *OPENENV_RESET_ARGUMENTS]
         unknown = sorted(set(config) - set(allowed))
         if unknown:
             raise TypeError(f"unknown reset arguments {unknown}; allowed: {allowed}")

@@ -197,7 +197,7 @@ class MetricTrackerRlEnvironment(
         # The ResetArgs given, by name (the parameters above are exactly those, and locals()
         # holds only the parameters at this point).
         arguments = {k: v for k, v in locals().items() if k in RESET_ARGUMENTS and v is not None}
-        check_reset_arguments(unknown)
+        check_reset_arguments(unknown, openenv=True)
         if keep_episode is not False:
             return self._start_kept(arguments, keep_episode, episode_id)
         self._kept = None
@@ -281,7 +281,7 @@ class MetricTrackerRlEnvironment(
         if self._done:
             return self._observation(
                 status="finished",
-                message="The episode is finished; call reset to start a new one.",
+                message="The episode is finished; call reset (the MCP tool start_episode) for a new one.",
                 reward=self._final_reward(),
             )
         self._actions += 1

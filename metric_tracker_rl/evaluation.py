@@ -5,17 +5,22 @@ a WebSocket session). Results keep the order of the configs, so a run is determi
 for every agent that is. An episode that fails (the LLM endpoint after its retries, a
 dropped server connection) is recorded with its error and the run goes on; a journal
 (``Journal``) keeps every finished episode on disk as it finishes, so an interrupted run
-can resume where it stopped.
+can resume where it stopped. An interrupt (``KeyboardInterrupt``) stops the episodes in
+flight at once, without waiting for them: they are not journalled, and a resumed run plays
+them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import multiprocessing
+import signal
 import statistics
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +81,7 @@ def bootstrap_ci(scores: Sequence[float]) -> list[float]:
     return [round(float(low), 6), round(float(high), 6)]
 
 
-def _play_in_process(agent_name: str, config: dict[str, Any], max_steps: int | None) -> dict[str, Any]:
+def _play_in_process(agent_name: str, max_steps: int | None, config: dict[str, Any]) -> dict[str, Any]:
     try:
         final = AGENTS[agent_name]().play(MetricTrackerRlEnvironment(max_steps=max_steps), dict(config))
     except Exception as err:  # one failed episode is recorded, the run goes on
@@ -195,13 +200,15 @@ def run_evaluation(
     for index in sorted(records):
         if on_episode is not None:
             on_episode(records[index])
-    played = _episodes(agent_name, [configs[i] for i in todo], url, workers, max_steps)
-    for index, record in zip(todo, played, strict=True):
-        if journal is not None:
-            journal.append(keys[index], record)
-        records[index] = record
-        if on_episode is not None:
-            on_episode(record)
+    with contextlib.closing(
+        _episodes(agent_name, [configs[i] for i in todo], url, workers, max_steps)
+    ) as played:
+        for index, record in zip(todo, played, strict=True):
+            if journal is not None:
+                journal.append(keys[index], record)
+            records[index] = record
+            if on_episode is not None:
+                on_episode(record)
     episodes = [records[i] for i in range(len(configs))]
     if labels is not None:
         for episode, label in zip(episodes, labels, strict=True):
@@ -215,23 +222,73 @@ def _episodes(
     url: str | None,
     workers: int,
     max_steps: int | None,
-) -> Iterable[dict[str, Any]]:
-    def play(config: dict[str, Any]) -> Any:
-        if url is not None:
-            return pool.submit(_play_remote, agent_name, url, config)
-        return pool.submit(_play_in_process, agent_name, config, max_steps)
-
-    pool: Executor
-    if workers <= 1:
-        pool = ThreadPoolExecutor(max_workers=1)
-    elif url is not None:
-        pool = ThreadPoolExecutor(max_workers=workers)
+) -> Iterator[dict[str, Any]]:
+    """The episodes' records in the order of the configs. One worker plays in this thread, so
+    that an interrupt stops its episode where it is; several play in processes (in process)
+    or daemon threads (on a server), which an interrupt stops or leaves without waiting."""
+    if url is not None:
+        play: Callable[[dict[str, Any]], dict[str, Any]] = partial(_play_remote, agent_name, url)
     else:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    with pool:
-        futures = [play(config) for config in configs]
-        for future in futures:
-            yield future.result()
+        play = partial(_play_in_process, agent_name, max_steps)
+    if workers <= 1 or len(configs) <= 1:
+        yield from map(play, configs)
+    elif url is not None:
+        yield from _in_daemon_threads(play, configs, workers)
+    else:
+        yield from _in_processes(play, configs, workers)
+
+
+def _in_processes(
+    play: Callable[[dict[str, Any]], dict[str, Any]], configs: list[dict[str, Any]], workers: int
+) -> Iterator[dict[str, Any]]:
+    pool = multiprocessing.get_context("fork").Pool(
+        min(workers, len(configs)), initializer=_ignore_interrupts
+    )
+    try:
+        yield from pool.imap(play, configs)
+        pool.close()
+    finally:
+        pool.terminate()  # after an interrupt: the episodes in flight stop here
+        pool.join()
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C (sent to the whole process group) to the parent, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _in_daemon_threads(
+    play: Callable[[dict[str, Any]], dict[str, Any]], configs: list[dict[str, Any]], workers: int
+) -> Iterator[dict[str, Any]]:
+    """Threads that a finishing interpreter does not wait for (an interrupted run exits at
+    once; their sessions close with the process)."""
+    done: dict[int, dict[str, Any]] = {}
+    ready = threading.Condition()
+    pending = iter(range(len(configs)))
+    stopped = threading.Event()
+
+    def work() -> None:
+        while not stopped.is_set():
+            with ready:
+                index = next(pending, None)
+            if index is None:
+                return
+            record = play(configs[index])
+            with ready:
+                done[index] = record
+                ready.notify_all()
+
+    for _ in range(min(workers, len(configs))):
+        threading.Thread(target=work, name="metric-tracker-eval", daemon=True).start()
+    try:
+        for index in range(len(configs)):
+            with ready:
+                while index not in done:
+                    ready.wait(timeout=0.5)
+                record = done.pop(index)
+            yield record
+    finally:
+        stopped.set()
 
 
 def summarise(agent_name: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,19 +310,25 @@ def summarise(agent_name: str, episodes: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
+NOT_PLAYED = "n/a"  # a group (or a whole report) without an episode played to its end
+
+
 def markdown_table(reports: list[dict[str, Any]]) -> str:
-    """Agents as rows, task groups as columns, plus the mean over all episodes; every mean
-    with its 95 % bootstrap confidence interval."""
-    labels = list(dict.fromkeys(label for r in reports for label in r["per_task"]))
-    lines = [
-        "| agent | " + " | ".join(labels) + " | mean |",
-        "|---|" + "---|" * (len(labels) + 1),
-    ]
+    """Agents as rows, task groups as columns, then the mean over all episodes played to the
+    end (each mean with its 95 % bootstrap confidence interval), how many episodes the row
+    covers and how many of them failed."""
+    labels = list(dict.fromkeys(e["label"] for r in reports for e in r["episodes"]))
+    columns = ["agent", *labels, "mean", "episodes", "failed"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for report in reports:
         means, intervals = report["per_task"], report["per_task_ci"]
-        cells = [with_ci(means[label], intervals[label]) if label in means else "" for label in labels]
-        mean = with_ci(report["mean_score"], report["mean_score_ci"])
-        lines.append(f"| {report['agent']} | " + " | ".join(cells) + f" | {mean} |")
+        cells = [
+            with_ci(means[label], intervals[label]) if label in means else NOT_PLAYED for label in labels
+        ]
+        played = len(report["episodes"]) - report["failed_episodes"]
+        mean = with_ci(report["mean_score"], report["mean_score_ci"]) if played else NOT_PLAYED
+        row = [report["agent"], *cells, mean, str(len(report["episodes"])), str(report["failed_episodes"])]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

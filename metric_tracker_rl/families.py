@@ -19,7 +19,7 @@ STATISTIC_KINDS: tuple[StatisticKind, ...] = get_args(StatisticKind)  # in this 
 
 @dataclass(frozen=True)
 class Family:
-    """One anomaly family (SPEC §3)."""
+    """One anomaly family (docs/data.md, Anomaly families)."""
 
     anomaly_type: str
     entity_type: str

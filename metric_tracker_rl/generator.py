@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from metric_tracker_rl import constants as C
+from metric_tracker_rl import kernel_paths
 from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import ConfigError, EpisodeConfig, Injection, resolve_config
 from metric_tracker_rl.families import (
@@ -196,7 +197,7 @@ def clean_drivers(config: EpisodeConfig, rng: np.random.Generator) -> Drivers:
     """Weekly seasonality, a slow trend and the difficulty's noise; no anomaly yet."""
     traffic = np.empty((C.NUM_DAYS, C.HOURS))
     steps = np.empty((C.NUM_STEPS, C.NUM_DAYS, C.HOURS))
-    from metric_tracker_rl import kernels  # Numba loads on first use, not on import
+    kernels = kernel_paths.current()  # compiled, or plain Python while a server prepares them
 
     normals = rng.standard_normal(NORMALS)
     kernels.clean_drivers(normals, *_clean_inputs(config.difficulty, _first_weekday(config)), traffic, steps)
@@ -402,7 +403,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
     and the final verification, all in one compiled call (``kernels.generate_episode``);
     None when the noise alone comes too close to a threshold, an incident found no place
     or the final counts did not verify."""
-    from metric_tracker_rl import kernels  # Numba loads on first use, not on import
+    kernels = kernel_paths.current()  # compiled, or plain Python while a server prepares them
 
     plan, decoy_pools = _plan(config.anomaly_plan, config.incident_shapes, config.shared_days)
     outcome, hourly, tables, out = kernels.generate_episode(
@@ -531,7 +532,7 @@ def verify(
     entity) flags, nothing flags that is not allowed, every value keeps the margin, and
     impossible counts are absent or at least the minimum excess; and the tables it
     computed (values, baselines, deviations, flags, spread, severity, delta, |delta|)."""
-    from metric_tracker_rl import kernels
+    kernels = kernel_paths.current()
 
     tables = kernels.verify_tables(counts.shape[1], S.NUM_ENTITIES)
     holds = kernels.verify(

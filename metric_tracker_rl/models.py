@@ -1,4 +1,5 @@
-"""Wire types: the action an agent sends and the observation it gets back (SPEC §5).
+"""Wire types: the action an agent sends and the observation it gets back (docs/task.md,
+Actions and observations).
 
 Field names are kept from the earlier system so existing agents work unchanged. Rows
 arrive as plain objects so that one malformed row is reported, not the whole action.

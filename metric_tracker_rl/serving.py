@@ -1,4 +1,5 @@
-"""The OpenEnv server app: ``create_app`` around the environment, plus guards.
+"""The OpenEnv server app: OpenEnv's ``create_fastapi_app`` around the environment, the web
+debugger at /web (built after the server answers), plus guards.
 
 ``server/app.py`` (OpenEnv's entry point) and ``metric-tracker serve`` both build the app
 here, so there is one server.
@@ -6,8 +7,15 @@ here, so there is one server.
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
 import math
-import threading
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -15,25 +23,28 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from openenv.core.env_server.http_server import create_app
+from openenv.core.env_server.http_server import create_fastapi_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from metric_tracker_rl import kernel_paths
 from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episodes import EpisodeLimitError, EpisodeStore
-from metric_tracker_rl.generator import warm_up
 from metric_tracker_rl.limits import idle_timeout_from_env, max_sessions_from_env
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
-from metric_tracker_rl.web import DEBUGGER_TITLE, build_debugger
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 1_000_000  # larger request bodies get 413
+START_AFTER_S = 0.5  # background work starts at the first request, or this long after start-up
+KERNELS_FIRST_S = 10.0  # at most this long, the debugger's build waits for the kernels' import
+# Whether /web serves the debugger: OpenEnv's variable, which `metric-tracker serve` sets.
+WEB_ENV_VAR = "ENABLE_WEB_INTERFACE"
 
 
 class BodySizeLimit:
@@ -86,6 +97,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def web_enabled() -> bool:
+    """Whether the web debugger is mounted, read as OpenEnv reads its variable."""
+    return os.environ.get(WEB_ENV_VAR, "false").strip().lower() in ("true", "1", "yes")
+
+
 def build_app(
     max_sessions: int | None = None, max_steps: int | None = None, mcp_idle_timeout: float | None = None
 ) -> FastAPI:
@@ -105,19 +121,21 @@ def build_app(
     )
     episodes = EpisodeStore(plain, max_episodes=max_sessions, idle_timeout=idle_timeout)
     environment = partial(plain, episodes=episodes)
-    app = create_app(
+    # OpenEnv's app without its web interface: the debugger alone is mounted at /web below
+    # (instead of OpenEnv's generic playground), built after the server answers.
+    app = create_fastapi_app(
         environment,
         MetricTrackerRlAction,
         MetricTrackerRlObservation,
-        env_name="metric_tracker_rl",
         max_concurrent_envs=max_sessions,
+        env_name="metric_tracker_rl",
         state_cls=MetricTrackerRlState,
-        # Mounted at /web only when ENABLE_WEB_INTERFACE is set (`metric-tracker serve` sets it):
-        # the debugger alone, instead of OpenEnv's generic playground.
-        gradio_builder=build_debugger,
-        show_default_tab=False,
-        title_override=DEBUGGER_TITLE,
     )
+    debugger = None
+    if web_enabled():
+        from metric_tracker_rl.web import deferred
+
+        debugger = deferred.install(app)
 
     @app.exception_handler(ConfigError)
     async def _config_error(request: Request, err: ConfigError) -> JSONResponse:
@@ -143,11 +161,72 @@ def build_app(
         idle_timeout=idle_timeout,
         new_environment=environment,
     )
+    # Episodes never wait for the generator's compiled kernels: plain Python until they are
+    # loaded (or, after an install, compiled in a separate process) once the server answers.
+    kernel_paths.serve_plain_until_compiled()
+    work = StartupWork(debugger)
+    app.add_middleware(StartOnFirstRequest, work=work)
+    _run_after_start_up(app, work)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)  # outermost: bodies are capped first
-    # The generator's compiled kernels load (or, on a first run, compile) while the server
-    # starts answering, not in the first reset.
-    threading.Thread(target=warm_up, name="metric-tracker-warm-up", daemon=True).start()
     return app
+
+
+class StartupWork:
+    """What a server prepares once it answers, so that nothing delays its first answers: the
+    compiled kernels, then the web debugger (when there is one)."""
+
+    def __init__(self, debugger: Any | None) -> None:
+        self.debugger = debugger
+        self.started = False
+
+    def start(self) -> None:
+        """Start, from the event loop; once."""
+        if self.started:
+            return
+        self.started = True
+        kernel_paths.prepare_in_background()
+        if self.debugger is not None:
+            asyncio.get_running_loop().create_task(self._debugger_once_kernels_settle())
+
+    async def _debugger_once_kernels_settle(self) -> None:
+        # The first episodes need the kernels' import; the debugger's build can come after it.
+        deadline = time.monotonic() + KERNELS_FIRST_S
+        while not kernel_paths.settled() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.debugger.start()
+
+    async def stop(self) -> None:
+        if self.debugger is not None:
+            await self.debugger.stop()
+
+
+class StartOnFirstRequest:
+    """ASGI middleware: the first request (a client polling /health, say) starts the work."""
+
+    def __init__(self, app: Any, work: StartupWork) -> None:
+        self.app = app
+        self.work = work
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self.work.started and scope["type"] in ("http", "websocket"):
+            self.work.start()
+        await self.app(scope, receive, send)
+
+
+def _run_after_start_up(app: FastAPI, work: StartupWork) -> None:
+    """Start the work shortly after start-up if no request came first; stop it at shutdown."""
+    outer = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Any) -> AsyncIterator[Any]:
+        async with outer(application) as state:
+            asyncio.get_running_loop().call_later(START_AFTER_S, work.start)
+            try:
+                yield state
+            finally:
+                await work.stop()
+
+    app.router.lifespan_context = lifespan
 
 
 def run(
@@ -157,8 +236,51 @@ def run(
     max_steps: int | None = None,
     mcp_idle_timeout: float | None = None,
 ) -> None:
-    """Serve the app with uvicorn (blocking)."""
+    """Serve the app with uvicorn (blocking). A port that cannot be listened on is a
+    ``ServeError``, raised before anything is built."""
     import uvicorn
 
+    sock = listening_socket(host, port)
     app = build_app(max_sessions, max_steps, mcp_idle_timeout)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    class Server(uvicorn.Server):
+        """uvicorn's server on the socket bound above; it says where it listens, as uvicorn does
+        for a socket it binds itself."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", where)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run(sockets=[sock])
+
+
+class ServeError(OSError):
+    """The server cannot listen where it was asked to: one line says why."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds one), or a ``ServeError`` naming the
+    problem: a port out of range, a port in use, an unknown host."""
+    if not 0 <= port <= 65535:
+        raise ServeError(f"port {port} is not a TCP port (0 to 65535)")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as err:
+        raise ServeError(f"cannot listen on {host!r}: no such host or address ({err.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        reason = {
+            errno.EADDRINUSE: "the port is in use (another server?); choose another port",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+            errno.EADDRNOTAVAIL: "this machine has no such address",
+        }.get(err.errno or 0, err.strerror or str(err))
+        raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metric_tracker_rl import constants as C
+from metric_tracker_rl import kernel_paths
 from metric_tracker_rl.families import FAMILIES
 
 
@@ -91,7 +92,7 @@ def day_values(hourly: np.ndarray) -> np.ndarray:
 def event_values(counts: np.ndarray) -> np.ndarray:
     """``day_values`` for counts laid out event first, (5, days, 24), the generator's
     layout. Computed by ``kernels.day_statistics``, the one definition of the statistics."""
-    from metric_tracker_rl import kernels  # Numba loads on first use, not on import
+    kernels = kernel_paths.current()  # compiled, or plain Python while a server prepares them
 
     counts = np.ascontiguousarray(counts, dtype=np.float64)
     if not counts.flags.writeable:  # one compiled signature: writable arrays

@@ -86,7 +86,8 @@ class Tool:
 
 def _start_episode_description() -> str:
     tasks = "; ".join(
-        f"{t.task_id} ({t.difficulty}, {t.size_text()}): {t.description}" for t in NAMED_TASKS.values()
+        f"{t.task_id} ({t.difficulty}, {t.size_text()}): {t.description.rstrip('.')}"
+        for t in NAMED_TASKS.values()
     )
     splits = ", ".join(f"{name} ({len(configs)} tasks)" for name, configs in TASK_SPLITS.items())
     return (

@@ -5,6 +5,7 @@ that every relative link of those pages points to a file (and heading) that exis
     uv run python scripts/check_readme.py            # every link and block; exit 1 on a difference
     uv run python scripts/check_readme.py --list     # the blocks and what is done with each
     uv run python scripts/check_readme.py --links    # the links only (quick)
+    uv run python scripts/check_readme.py docs/task.md   # one page's blocks (and every link)
 
 Rules, read from the pages themselves:
 
@@ -31,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,9 @@ DOCS = "docs"
 RUNNABLE = ("bash", "python")
 DIRECTIVE = re.compile(r"<!--\s*readme:\s*(\w+)\s*(.*?)\s*-->")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
-SERVER_URL = "http://localhost:8000"
+SERVER_PORT = 8000
+SERVER_URL = f"http://localhost:{SERVER_PORT}"
+PORT_WAIT_S = 900  # another check beside this one holds the port for a block at a time
 BLOCK_TIMEOUT_S = 600
 
 
@@ -181,31 +185,65 @@ def block_environment(copy: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def server(copy: Path, env: dict[str, str]) -> Iterator[None]:
-    """``metric-tracker serve`` at localhost:8000 while a block runs."""
+    """``metric-tracker serve`` at localhost:8000 while a block runs. Another process holding
+    the port (another check running beside this one) is waited for, and the blocks run only
+    once this server listens there itself."""
     import httpx
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "metric_tracker_rl.cli", "serve", "--host", "127.0.0.1", "--port", "8000"],
-        cwd=copy,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{SERVER_URL}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("the server did not become healthy")
-        yield
-    finally:
-        _stop(process)
+    _wait_for_free_port(SERVER_PORT, timeout=PORT_WAIT_S)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "metric_tracker_rl.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(SERVER_PORT),
+            ],
+            cwd=copy,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+
+        def logged() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")
+
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the server exited: {logged()[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    listening = "Uvicorn running on" in logged()  # this server, not another one
+                    if listening and httpx.get(f"{SERVER_URL}/health", timeout=2).status_code == 200:
+                        break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"the server did not become healthy: {logged()[-2000:]}")
+            yield
+        finally:
+            _stop(process)
+
+
+def _wait_for_free_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} stayed in use by another process; the 'server' blocks need it")
+        time.sleep(1.0)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -288,8 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the blocks and what is done with each")
     parser.add_argument("--links", action="store_true", help="check the links only")
+    parser.add_argument("pages", nargs="*", help="run only these pages' blocks (default: every page)")
     args = parser.parse_args(argv)
-    blocks = [block for page in pages() for block in parse((ROOT / page).read_text(encoding="utf-8"), page)]
+    unknown = sorted(set(args.pages) - set(pages()))
+    if unknown:
+        parser.error(f"not a checked page: {unknown}; the pages are {pages()}")
+    chosen = args.pages or pages()
+    blocks = [block for page in chosen for block in parse((ROOT / page).read_text(encoding="utf-8"), page)]
     if args.list:
         for block in blocks:
             print(f"{block.label}: {describe(block)}")

@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
         for path in stale:
             print(f"stale: {path} (run scripts/record_canaries.py)", file=sys.stderr)
+        if not stale:
+            print(f"current: {len(files)} files ({', '.join(str(p.relative_to(ROOT)) for p in files)})")
         return 1 if stale else 0
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

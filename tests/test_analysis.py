@@ -1,4 +1,4 @@
-"""The analysis-method registry and the methods themselves (SPEC §6).
+"""The analysis-method registry and the methods themselves (docs/task.md, Analysis methods).
 
 Method results are checked against values recomputed here from the public raw data
 (daily counts, hourly rows), never against the package's own statistics code.

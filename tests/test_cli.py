@@ -165,3 +165,63 @@ def test_docs_tasks_and_thresholds_match_the_code() -> None:
     assert f"(1 − {C.FUNNEL_BREAK_RELATIVE_DROP}) × baseline" in text
     margins = ", ".join(f"{C.MARGIN[d]:.2f} ({d})" for d in C.DIFFICULTIES)
     assert f"with margin {margins}" in text
+
+
+def test_ctrl_c_in_any_command_says_interrupted_and_exits_130(monkeypatch, capsys, tmp_path) -> None:
+    from metric_tracker_rl.cli import run
+    from metric_tracker_rl.integrations import dataset
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset, "write_dataset", interrupted)
+    assert run(["dataset", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "metric-tracker: interrupted\n"
+
+
+# --- serve: where it cannot listen ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["out_of_range", "in_use", "unknown_host"])
+def test_serve_where_it_cannot_listen_is_one_line_and_exit_code_2(where: str) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = {
+            "out_of_range": (["--port", "99999"], "'--port': Input should be less than or equal to 65535"),
+            "in_use": (["--host", "127.0.0.1", "--port", str(port)], f"127.0.0.1:{port}: the port is in use"),
+            "unknown_host": (["--host", "nope.invalid"], "cannot listen on 'nope.invalid'"),
+        }
+        argv, message = args[where]
+        done = subprocess.run(
+            [sys.executable, "-m", "metric_tracker_rl.cli", "serve", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("metric-tracker serve: error: ") and message in line, line
+
+
+def test_the_server_script_names_a_port_in_use_in_its_usage_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "server.app", "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].endswith(
+        f"cannot listen on 127.0.0.1:{port}: the port is in use (another server?); choose another port"
+    )

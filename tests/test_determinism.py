@@ -1,4 +1,4 @@
-"""Determinism (SPEC §2): the same reset config gives byte-identical data, truth and
+"""Determinism (docs/data.md, Data): the same reset config gives byte-identical data, truth and
 observations, whatever the wall clock, hash seed or process."""
 
 from __future__ import annotations

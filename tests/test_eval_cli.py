@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subp
         (["eval", "--agent", "solver", "--resume"], "--resume needs --json"),
         (["eval"], "Missing option '--agent'"),
         (["export", "out", "--difficulty", "extreme"], "unknown difficulty 'extreme'"),
+        (["dataset", "/proc/nope"], "cannot write the dataset to '/proc/nope' (No such file or directory)"),
         (["no-such-command"], "No such command"),
     ],
     ids=[
@@ -54,6 +57,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subp
         "resume",
         "no-agent",
         "export",
+        "dataset-folder",
         "cmd",
     ],
 )
@@ -64,7 +68,7 @@ def test_a_mistake_is_one_line_without_a_traceback(args: list[str], message: str
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("metric-tracker") and message in lines[0], lines[0]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and "[Errno" not in done.stderr
 
 
 def test_a_bad_line_in_a_configs_file_is_named(tmp_path: Path) -> None:
@@ -203,3 +207,109 @@ def test_a_server_that_goes_away_fails_the_remaining_episodes_and_the_run_ends()
     assert first["score"] == 1.0
     assert second["score"] is None and second["error"]
     assert report["failed_episodes"] == 1 and report["mean_score"] == 1.0
+
+
+# --- an LLM run without its endpoint, the table's counts, Ctrl-C ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("present", "named"),
+    [
+        ({}, "API_BASE_URL, MODEL_NAME, HF_TOKEN or OPENAI_API_KEY"),
+        ({"API_BASE_URL": "x", "HF_TOKEN": "k"}, "MODEL_NAME"),
+    ],
+)
+def test_an_llm_run_without_its_endpoint_is_a_mistake_found_before_any_episode(
+    tmp_path: Path, present: dict[str, str], named: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARS} | present
+    report = tmp_path / "llm.json"
+    done = cli(
+        "eval",
+        "--agent",
+        "solver",
+        "--agent",
+        "llm",
+        "--task",
+        "easy_single_spike",
+        "--json",
+        str(report),
+        env=env,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("metric-tracker eval: error: --agent llm needs ") and f"needs {named} in" in line
+    assert not Path(f"{report}.partial.jsonl").exists()  # nothing was played
+
+
+def _report(agent: str, scores: list[float | None]) -> dict[str, Any]:
+    episodes = [
+        {"label": "easy_single_spike", "score": score}
+        if score is not None
+        else {"label": "easy_single_spike", "score": None, "error": "x"}
+        for score in scores
+    ]
+    return evaluation.summarise(agent, episodes)
+
+
+def test_the_score_table_counts_the_episodes_and_the_failed_ones() -> None:
+    table = evaluation.markdown_table([_report("solver", [1.0, None, None]), _report("llm", [None, None])])
+    assert table.splitlines() == [
+        "| agent | easy_single_spike | mean | episodes | failed |",
+        "|---|---|---|---|---|",
+        "| solver | 1.000 | 1.000 | 3 | 2 |",
+        "| llm | n/a | n/a | 2 | 2 |",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("workers", "remote"), [(1, False), (2, False), (2, True)], ids=["one", "processes", "server"]
+)
+def test_ctrl_c_stops_the_episodes_in_flight_names_resume_and_exits_130(
+    tmp_path: Path, workers: int, remote: bool, request: pytest.FixtureRequest
+) -> None:
+    """Ctrl-C (SIGINT to the process group) while LLM episodes wait on a slow endpoint, played
+    in the command's thread, in worker processes or against a server: exit 130 within 5 s
+    with one line naming --resume; the episodes in flight are not journalled, and --resume
+    then plays every episode."""
+    report = tmp_path / "llm.json"
+    args = ["eval", "--agent", "llm", *TASKS, "--workers", str(workers), "--json", str(report)]
+    if remote:
+        args += ["--url", request.getfixturevalue("server_url")]
+    env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARS}
+    env.update(MODEL_NAME="fake-model", HF_TOKEN="test-key")
+    script = Path(sys.executable).parent / "metric-tracker"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "metric_tracker_rl.cli"]
+    with FakeOpenAI(faults=["slow"] * 50) as fake:
+        env["API_BASE_URL"] = fake.base_url
+        process = subprocess.Popen(
+            [*command, *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while len(fake.requests) < workers:  # every worker is waiting on the model
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        stdout, stderr = process.communicate(timeout=30)
+        stopped = time.monotonic() - interrupted
+    assert process.returncode == 130, stderr
+    assert stopped < 5.0, f"{stopped:.1f} s after Ctrl-C"
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("metric-tracker eval: interrupted;") and "--resume" in last, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    journal = Path(f"{report}.partial.jsonl")
+    assert [line for line in journal.read_text().splitlines() if line.strip()] == []  # none finished
+    assert not report.exists()
+    with FakeOpenAI() as fake:
+        env["API_BASE_URL"] = fake.base_url
+        resumed = cli(*args, "--resume", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert [e["score"] for e in data["episodes"]] == [1.0, 1.0, 1.0] and data["failed_episodes"] == 0

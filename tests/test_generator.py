@@ -1,4 +1,4 @@
-"""The generated data: window, shape, funnel invariants and realism (SPEC §2)."""
+"""The generated data: window, shape, funnel invariants and realism (docs/data.md, Data)."""
 
 from __future__ import annotations
 

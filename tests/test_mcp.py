@@ -462,3 +462,19 @@ def test_the_docs_name_the_protocol_revisions_the_server_speaks() -> None:
     *older, last = SUPPORTED_PROTOCOL_VERSIONS
     assert f"speaks the revisions {', '.join(older)} and {last}" in " ".join(section.split())
     assert last == PROTOCOL_VERSION  # what the SDK 2.x client negotiates in the tests
+
+
+def test_a_client_ending_its_session_leaves_no_error_in_the_server_log(server_url: str) -> None:
+    """The SDK 2.x client ends its session (DELETE) while its GET stream is open: the server
+    logs no error and no traceback for it."""
+    from conftest import _main_server
+
+    log: Path = _main_server["log"]
+    before = len(log.read_text())
+    [session] = over_http(
+        server_url, "session", [{"op": "call", "name": "start_episode", "arguments": {"task_id": TASK}}]
+    )
+    assert session["results"][0]["ok"]["structuredContent"]["status"] == "ready"
+    time.sleep(1.0)  # the server closes the session's streams after answering the DELETE
+    logged = log.read_text()[before:]
+    assert "standalone SSE writer" not in logged and "Traceback" not in logged, logged

@@ -1,4 +1,5 @@
-"""Integration tests against a real server on a loopback port (SPEC §5, §7, §8).
+"""Integration tests against a real server on a loopback port (docs/serving.md, docs/task.md,
+docs/grading.md).
 
 The servers come from ``conftest.py``: ``server_url`` is ``server.app:app`` in a subprocess
 (its own memory, so comparisons with an in-process environment are independent),
@@ -542,6 +543,7 @@ HTTP_BAD_INPUT = [
     ("reset-count-range", "/reset", '{"anomaly_count": 1000}', 422, "anomaly_count"),
     ("reset-unknown-argument", "/reset", '{"task_id": "easy_single_spike", "bogus": 1}', 422, "bogus"),
     ("reset-debug-by-client", "/reset", '{"task_id": "easy_single_spike", "debug": true}', 422, "debug"),
+    ("reset-unknown-names-episode-id", "/reset", '{"bogus": 1}', 422, "'split', 'index', 'episode_id']"),
     ("reset-bad-injection", "/reset", '{"anomalies": [{"method_name": "x"}]}', 422, "method_name"),
     ("reset-bad-end-date", "/reset", '{"end_date": "tomorrow"}', 422, "end_date"),
     ("reset-not-json", "/reset", "hello", 422, "JSON"),

@@ -1,4 +1,4 @@
-"""Named tasks (SPEC §4) and the fixed evaluation split."""
+"""Named tasks (docs/task.md, Tasks) and the fixed evaluation split."""
 
 from __future__ import annotations
 

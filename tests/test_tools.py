@@ -215,3 +215,19 @@ def test_every_result_follows_its_tools_output_schema() -> None:
         jsonschema.validate(result.full(), CATALOG[name].dialect_output_schema)
         statuses.add(result.structured()["status"])
     assert statuses == {"ready", "analysis", "error", "graded", "finished"}
+
+
+def test_descriptions_read_cleanly_without_doubled_punctuation() -> None:
+    import re
+
+    for tool in CATALOG.values():
+        assert not re.search(r"[.;:,]\s*[.;:,]", tool.description), (tool.name, tool.description)
+
+
+def test_after_an_episode_ends_a_tool_names_the_tool_that_starts_the_next() -> None:
+    session = tools("easy_single_spike")
+    for _ in range(3):  # three empty submissions end the episode
+        session.call("submit_report", {"classifications": []})
+    after = session.call("task_overview", {})
+    assert after.observation.status == "finished"
+    assert "start_episode" in after.observation.message

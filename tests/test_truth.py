@@ -1,6 +1,7 @@
-"""Honest ground truth: the hidden rows are exactly what the public canonical detectors flag
-on the final data, each caused by one placed incident (an incident may show in several
-statistics: its shape's rows), with margins and with the values those methods return."""
+"""Honest ground truth (docs/data.md, Anomaly families): the hidden rows are exactly what the
+public canonical detectors flag on the final data, each caused by one placed incident (an
+incident may show in several statistics: its shape's rows), with margins and with the values
+those methods return."""
 
 from __future__ import annotations
 

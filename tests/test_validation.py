@@ -243,6 +243,12 @@ def test_shipped_recordings_are_current_and_small():
     assert sum(len(text.encode()) for text in files.values()) < 100_000
 
 
+def test_the_recordings_check_says_so_when_they_are_current(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _script("record_canaries").main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("current: 4 files") and "validation/runtime.json" in out
+
+
 def test_runtime_probe_plan_is_valid_and_solves_its_episode():
     execution = ExecutionDeclaration.model_validate(VALIDATION["execution"])
     plan = load_runtime_plan(ROOT, execution)

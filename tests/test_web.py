@@ -1,4 +1,4 @@
-"""The web debugger (SPEC §8): unit tests of its data, chart and session functions, and
+"""The web debugger (docs/serving.md, Web debugger): unit tests of its data, chart and session functions, and
 browser tests that drive ``/web`` in headless Chromium.
 
 The browser tests serve ``build_app()`` as ``metric-tracker serve`` does (the command sets
@@ -35,7 +35,7 @@ from metric_tracker_rl.episode import build_episode
 from metric_tracker_rl.families import ENTITY_TYPES, FAMILIES
 from metric_tracker_rl.rows import ROW_FIELDS
 from metric_tracker_rl.tasks import NAMED_TASKS, config_for
-from metric_tracker_rl.web import data
+from metric_tracker_rl.web import DEBUGGER_TITLE, data
 from metric_tracker_rl.web.session import DebuggerSession
 
 REPO = Path(__file__).resolve().parents[1]
@@ -871,6 +871,86 @@ def test_debug_panel_in_debug_mode(browser, debug_web_url: str) -> None:
         assert "decoy_of" in _text(page, "#debug-schedule")
     finally:
         context.close()
+
+
+# The result table's first header cells, against the box the table scrolls in.
+FIRST_COLUMNS_JS = """(count) => {
+  const table = document.querySelector('#result-table');
+  const box = table.querySelector('.virtual-table-viewport').getBoundingClientRect();
+  return Array.from(table.querySelectorAll('th.header-cell')).slice(0, count).map(th => {
+    const r = th.getBoundingClientRect();
+    return [th.innerText.trim(), r.left >= box.left - 1 && r.right <= box.right + 1];
+  });
+}"""
+
+
+@pytestmark_browser
+def test_a_wide_result_shows_its_first_three_columns_whole_at_1400px(browser, web_url: str) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        open_debugger(page, web_url)
+        page.click("#run-method")  # task_overview: one row per family, many columns
+        page.wait_for_selector("#result-table [data-testid=cell-0-0]")
+        columns = page.evaluate(FIRST_COLUMNS_JS, 3)
+        assert len(columns) == 3 and all(whole for _, whole in columns), columns
+        assert_page_fits_the_window(page)
+    finally:
+        context.close()
+
+
+@pytestmark_browser
+def test_the_page_asks_nothing_outside_the_server_and_has_an_icon(browser, web_url: str) -> None:
+    """Offline, the page is whole: every request goes to the server (no web fonts), none fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    requested: list[str] = []
+    refused: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("response", lambda response: response.status >= 400 and refused.append(response.url))
+        open_debugger(page, web_url)
+        page.goto(f"{web_url}/favicon.ico")
+    finally:
+        context.close()
+    outside = [url for url in requested if not url.startswith((web_url, "data:", "blob:"))]
+    assert outside == [] and refused == [], (outside, refused)
+    icon = httpx.get(f"{web_url}/favicon.ico", timeout=10)
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+
+
+def test_the_server_answers_while_the_debugger_is_built_and_web_waits_for_it() -> None:
+    """/health and the API answer during the build; a visit to /web waits for it."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from metric_tracker_rl.web import deferred
+
+    building, release = threading.Event(), threading.Event()
+
+    def slow_build() -> Any:
+        building.set()
+        assert release.wait(60)
+        return deferred.build_debugger_app()
+
+    app = FastAPI()
+    app.get("/health")(lambda: {"status": "healthy"})
+    deferred.install(app, build=slow_build)
+    with TestClient(app) as client:
+        assert client.get("/", follow_redirects=False).headers["location"] == "/web/"
+        visit: dict[str, Any] = {}
+        visitor = threading.Thread(target=lambda: visit.update(page=client.get("/web/")))
+        visitor.start()  # the first visit starts the build (a server starts it once it answers)
+        assert building.wait(30)
+        assert client.get("/health").json() == {"status": "healthy"}
+        visitor.join(timeout=0.5)
+        assert visitor.is_alive() and not visit  # waiting for the build
+        release.set()
+        visitor.join(timeout=120)
+        assert visit["page"].status_code == 200 and DEBUGGER_TITLE in visit["page"].text
 
 
 @pytestmark_browser

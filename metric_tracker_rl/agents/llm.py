@@ -96,19 +96,30 @@ def agent_tools() -> list[dict[str, Any]]:
 # --- the agent --------------------------------------------------------------------------
 
 
-def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base_url``, ``model`` and ``api_key`` from API_BASE_URL, MODEL_NAME, HF_TOKEN/OPENAI_API_KEY."""
-    environ = os.environ if environ is None else environ
-    settings = {
+def _settings(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
         "base_url": environ.get(API_BASE_URL_VAR, "").strip(),
         "model": environ.get(MODEL_NAME_VAR, "").strip(),
         "api_key": next((environ[v].strip() for v in API_KEY_VARS if environ.get(v, "").strip()), ""),
     }
+
+
+def missing_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The endpoint variables that are not set: API_BASE_URL, MODEL_NAME, "HF_TOKEN or OPENAI_API_KEY"."""
+    settings = _settings(os.environ if environ is None else environ)
     missing = [
         name for name, key in ((API_BASE_URL_VAR, "base_url"), (MODEL_NAME_VAR, "model")) if not settings[key]
     ]
     if not settings["api_key"]:
         missing.append(" or ".join(API_KEY_VARS))
+    return missing
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base_url``, ``model`` and ``api_key`` from API_BASE_URL, MODEL_NAME, HF_TOKEN/OPENAI_API_KEY."""
+    environ = os.environ if environ is None else environ
+    settings = _settings(environ)
+    missing = missing_settings(environ)
     if missing:
         raise LLMConfigError(
             f"the LLM agent needs {', '.join(missing)}: set them in the environment or in .env.inference "

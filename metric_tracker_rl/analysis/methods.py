@@ -1,4 +1,4 @@
-"""The read-only analysis methods (SPEC §6). Each is a lookup in the episode's
+"""The read-only analysis methods (docs/task.md, Analysis methods). Each is a lookup in the episode's
 precomputed statistics plus a small computation; none sees the hidden truth."""
 
 from __future__ import annotations

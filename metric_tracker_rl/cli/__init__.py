@@ -15,7 +15,7 @@ import sys
 import typer
 
 from metric_tracker_rl.cli import catalogs, data, evaluate, report, serve
-from metric_tracker_rl.cli.common import PROG, USAGE_ERROR, CliError
+from metric_tracker_rl.cli.common import INTERRUPTED, PROG, USAGE_ERROR, CliError, Interrupted
 
 app = typer.Typer(
     name="metric-tracker",
@@ -53,9 +53,9 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo(f"{PROG}: aborted", err=True)
         return 1
-    except KeyboardInterrupt:
-        typer.echo(f"{PROG}: interrupted", err=True)
-        return 130
+    except Interrupted as stopped:  # the command stopped its work and says how to go on
+        typer.echo(str(stopped), err=True)
+        return INTERRUPTED
     except typer.TyperException as err:
         message = err.format_message()
         if type(err).__name__ == "NoArgsIsHelpError":  # no command: the help is the answer
@@ -64,6 +64,8 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(message, getattr(getattr(err, "ctx", None), "command_path", PROG))
     except (CliError, OSError) as err:
         return _fail(str(err), _command_path(sys.argv[1:] if argv is None else argv))
+    if code == INTERRUPTED:  # typer's answer to Ctrl-C anywhere else
+        typer.echo(f"{PROG}: interrupted", err=True)
     return code if isinstance(code, int) else 0  # a command's typer.Exit comes back as its code
 
 

@@ -3,13 +3,15 @@ a markdown score table, a report and a journal that ``--resume`` continues."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from metric_tracker_rl.cli.common import PROG, CliError, command_group
+from metric_tracker_rl.cli.common import PROG, CliError, Interrupted, command_group
 
 app = command_group()
 
@@ -40,13 +42,13 @@ def _load_jsonl(path: str) -> list[dict[str, Any]]:
 
 def _reset_config_problem(config: dict[str, Any]) -> str | None:
     """What is wrong with a reset config, found before any episode is played."""
-    from metric_tracker_rl.arguments import check_reset_arguments
+    from metric_tracker_rl.arguments import OPENENV_RESET_ARGUMENTS, check_reset_arguments
     from metric_tracker_rl.config import ConfigError
     from metric_tracker_rl.tasks import config_for
 
     try:
-        check_reset_arguments(set(config) - {"episode_id"})
-        config_for(**{k: v for k, v in config.items() if k != "episode_id"})
+        check_reset_arguments(config, openenv=True)
+        config_for(**{k: v for k, v in config.items() if k not in OPENENV_RESET_ARGUMENTS})
     except ConfigError as err:
         return str(err)
     return None
@@ -105,7 +107,9 @@ def evaluate(
     """Play agents over tasks / the evaluation split / a config file; print a markdown score table.
 
     A failed episode (the model's endpoint after its retries, a dropped server connection) is
-    recorded with its error and the run goes on; the exit code is 1 if any episode failed."""
+    recorded with its error and the run goes on; the exit code is 1 if any episode failed.
+    Ctrl-C stops the episodes in flight and exits with 130; --resume plays what is missing."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from metric_tracker_rl.agents import AGENTS
@@ -115,6 +119,7 @@ def evaluate(
     unknown = [name for name in agent if name not in AGENTS]
     if unknown:
         raise typer.BadParameter(f"unknown agent(s) {unknown}; available: {sorted(AGENTS)}")
+    _check_endpoints(agent, AGENTS)
     if max_steps is not None and url is not None:
         raise typer.BadParameter(
             "--max-steps applies in process; a server's budget is set where it is served "
@@ -138,7 +143,7 @@ def evaluate(
     )
     reports = []
     try:
-        with Progress(transient=True) as progress:
+        with _interruption_named(journal), Progress(transient=True, console=Console(stderr=True)) as progress:
             for name in agent:
                 bar = progress.add_task(f"{name}", total=len(configs))
                 report = run_evaluation(
@@ -167,6 +172,33 @@ def evaluate(
             where = f"their errors are in {report_path}; --resume plays them again"
         typer.echo(f"{PROG} eval: {failed} of {played} episodes failed ({where})", err=True)
         raise typer.Exit(1)
+
+
+def _check_endpoints(names: list[str], agents: dict[str, Any]) -> None:
+    """An agent that needs a model endpoint, without its variables, is a mistake found before
+    any episode is played."""
+    from metric_tracker_rl.agents.llm import missing_settings
+
+    needing = [name for name in dict.fromkeys(names) if getattr(agents[name], "requires_endpoint", False)]
+    missing = missing_settings() if needing else []
+    if missing:
+        raise CliError(
+            f"--agent {needing[0]} needs {', '.join(missing)} in the environment "
+            "(for example: set -a; source .env.inference; set +a)"
+        )
+
+
+@contextlib.contextmanager
+def _interruption_named(journal: Any) -> Iterator[None]:
+    """Ctrl-C: the episodes in flight stop (they are not journalled), one line says how to go
+    on, and the exit code is 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        how = "nothing was kept; with --json PATH, finished episodes are kept and --resume plays the rest"
+        if journal is not None:
+            how = f"finished episodes are in {journal.path}; the same command with --resume plays the rest"
+        raise Interrupted(f"{PROG} eval: interrupted; {how}") from None
 
 
 def _report_path(json_out: str) -> Path:

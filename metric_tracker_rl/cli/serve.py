@@ -9,13 +9,11 @@ from metric_tracker_rl.cli.common import command_group
 
 app = command_group()
 
-WEB_ENV_VAR = "ENABLE_WEB_INTERFACE"
-
 
 @app.command("serve")
 def serve(
     host: str = typer.Option("0.0.0.0", help="Interface to bind."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
     max_sessions: int = typer.Option(
         None, "--max-sessions", min=1, help="Concurrent sessions, WebSocket and MCP each (default 256)."
     ),
@@ -38,7 +36,7 @@ def serve(
     """Run the OpenEnv server (HTTP, WebSocket, MCP) and the web debugger at /web."""
     import os
 
-    from metric_tracker_rl.serving import run
+    from metric_tracker_rl.serving import WEB_ENV_VAR, run
 
     # OpenEnv mounts /web only when ENABLE_WEB_INTERFACE is set; an explicit flag wins.
     if web is None:
@@ -57,6 +55,8 @@ def serve(
 @app.command("mcp")
 def mcp() -> None:
     """Serve the benchmark to an MCP host over stdio: one episode session for the process's life."""
+    from metric_tracker_rl import kernel_paths
     from metric_tracker_rl.mcp.server import run_stdio
 
+    kernel_paths.prepare_in_background()  # a host's first call never waits for a compile
     run_stdio()

@@ -205,6 +205,14 @@ def write_dataset(out_dir: str | Path, *, per_cell: int = C.DATASET_PER_CELL) ->
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file, not a directory")
+    try:
+        return _write_dataset(out, per_cell)
+    except OSError as err:  # a folder that cannot be made or written: said in one line
+        raise DatasetError(f"cannot write the dataset to {str(out)!r} ({err.strerror or err})") from None
+
+
+def _write_dataset(out: Path, per_cell: int) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)  # before the episodes are played, not after
     train = train_configs(per_cell)
     written = {
         "prompts/train": _write(

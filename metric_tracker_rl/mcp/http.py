@@ -16,6 +16,7 @@ outlive the session that started them.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -53,6 +54,7 @@ class StandardMcp:
 
         from metric_tracker_rl.mcp.server import build_server
 
+        _quiet_session_ends()
         server = build_server() if self.new_environment is None else build_server(self.new_environment)
         manager = StreamableHTTPSessionManager(
             server,
@@ -74,6 +76,24 @@ class StandardMcp:
             )
             return
         await self._manager.handle_request(scope, receive, send)
+
+
+class _SessionEndNoise(logging.Filter):
+    """Drops the SDK's traceback for a session's GET stream closed under its writer, which
+    every client that ends its session (DELETE) causes: an expected end, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() != "Error in standalone SSE writer" or not record.exc_info:
+            return True
+        import anyio
+
+        return not isinstance(record.exc_info[1], anyio.ClosedResourceError | anyio.BrokenResourceError)
+
+
+def _quiet_session_ends() -> None:
+    logger = logging.getLogger("mcp.server.streamable_http")
+    if not any(isinstance(known, _SessionEndNoise) for known in logger.filters):
+        logger.addFilter(_SessionEndNoise())
 
 
 class McpDispatch:

@@ -1,9 +1,8 @@
 """The web debugger mounted at ``/web``: a Gradio workbench for one episode per browser tab.
 
 ``data`` (series, tables, argument controls), ``charts`` (Plotly figures) and ``session``
-(one tab's environment) are plain Python; ``app`` is the Gradio layout. This module stays
-light: the server imports it to pass ``build_debugger`` to OpenEnv's ``create_app``, which
-calls it only when the web interface is enabled.
+(one tab's environment) are plain Python; ``app`` is the Gradio layout; ``deferred`` mounts it
+at /web, built after the server answers. This module stays light: nothing here imports Gradio.
 """
 
 from __future__ import annotations

@@ -231,9 +231,11 @@ def build_debugger(
                 gr.Markdown(f"**Named tasks**\n\n{_markdown_table(*data.task_table())}", elem_id="task-table")
                 overview = gr.Markdown(elem_id="episode-overview")
 
-        # --- analysis methods and charts ------------------------------------------------
+        # --- analysis methods, their result, and charts ---------------------------------
+        # The result takes two thirds of the row (as the task table above), so that a wide
+        # result shows its first columns whole; the charts have the page's width below.
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=380):
+            with gr.Column(scale=1, min_width=320):
                 gr.Markdown("### Analysis methods")
                 method = gr.Dropdown(
                     data.method_choices(), value=FIRST_METHOD, label="method", elem_id="method-picker"
@@ -242,6 +244,7 @@ def build_debugger(
                 inputs = [_control_component(control, FIRST_METHOD) for control in controls]
                 run_button = gr.Button("Run method", variant="primary", elem_id="run-method")
                 run_message = gr.Markdown(elem_id="run-message")
+            with gr.Column(scale=2, min_width=480):
                 result_table = gr.Dataframe(
                     _empty(),
                     label="Result",
@@ -255,19 +258,18 @@ def build_debugger(
                 )
                 with gr.Accordion("Result as JSON", open=False):
                     result_json = gr.JSON(elem_id="result-json")
-            with gr.Column(scale=3, min_width=480):
-                gr.Markdown("### Charts")
-                with gr.Row():
-                    chart_date = gr.Dropdown(
-                        [], label="date (hourly and funnel charts)", elem_id="chart-date"
-                    )
-                    chart_event = gr.Dropdown(
-                        list(C.EVENTS), value=C.EVENTS[0], label="event (hourly chart)", elem_id="chart-event"
-                    )
-                daily_plot = gr.Plot(elem_id="chart-daily", show_label=False)
-                rates_plot = gr.Plot(elem_id="chart-rates", show_label=False)
-                hourly_plot = gr.Plot(elem_id="chart-hourly", show_label=False)
-                funnel_plot = gr.Plot(elem_id="chart-funnel", show_label=False)
+        gr.Markdown("### Charts")
+        with gr.Row():
+            chart_date = gr.Dropdown([], label="date (hourly and funnel charts)", elem_id="chart-date")
+            chart_event = gr.Dropdown(
+                list(C.EVENTS), value=C.EVENTS[0], label="event (hourly chart)", elem_id="chart-event"
+            )
+        with gr.Row(equal_height=False):
+            daily_plot = gr.Plot(elem_id="chart-daily", show_label=False, min_width=480)
+            rates_plot = gr.Plot(elem_id="chart-rates", show_label=False, min_width=480)
+        with gr.Row(equal_height=False):
+            hourly_plot = gr.Plot(elem_id="chart-hourly", show_label=False, min_width=480)
+            funnel_plot = gr.Plot(elem_id="chart-funnel", show_label=False, min_width=480)
 
         # --- submission builder ---------------------------------------------------------
         gr.Markdown("### Submission")
