@@ -74,6 +74,11 @@ class EpisodeMoveError(ConnectionError):
     """No server could take the episode over: every attempt failed (the last error is its cause)."""
 
 
+class SessionLost(ConnectionError):
+    """The server answered that the session holds no episode: the connection was lost and the
+    client opened a new session in its place (OpenEnv's client reconnects by itself)."""
+
+
 class EpisodeReplayError(RuntimeError):
     """An episode replayed on another server did not end where it was (servers that differ)."""
 
@@ -161,7 +166,7 @@ class PooledEpisode:
         if self._client is None:
             raise RuntimeError("no episode: call reset() first")
         try:
-            observation = self._client.step(action).observation
+            observation = self._stepped(action)
         except Exception as err:
             if not server_failed(err):
                 raise
@@ -190,6 +195,13 @@ class PooledEpisode:
             self.url = url
         return self._client
 
+    def _stepped(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
+        """The server's answer to ``action`` in this episode's session."""
+        observation = self._client.step(action).observation
+        if observation.status == "error" and not observation.budget:  # an episode's answers carry its budget
+            raise SessionLost(f"the session on {self.url} holds no episode any more: {observation.message}")
+        return observation
+
     def _move(
         self, failed: str | None, error: Exception, pending: MetricTrackerRlAction | None
     ) -> MetricTrackerRlObservation:
@@ -204,14 +216,14 @@ class PooledEpisode:
             try:
                 observation = self._on(url).reset(**self._config).observation
                 for action in self._actions:
-                    observation = self._client.step(action).observation
+                    observation = self._stepped(action)
                 if self._last is not None and observation != self._last:
                     raise EpisodeReplayError(
                         f"the episode replayed on {url} does not end where it was: do all servers run "
                         "the same version with the same settings (--max-steps)?"
                     )
                 if pending is not None:
-                    observation = self._client.step(pending).observation
+                    observation = self._stepped(pending)
             except Exception as err:
                 if not server_failed(err):
                     raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_MAX_SESSIONS = 256
+DEFAULT_MAX_SESSIONS = 1024  # per worker: an idle WebSocket session holds about 0.1 MB (bench/scale.py)
 MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
 DEFAULT_IDLE_TIMEOUT = 30 * 60.0  # seconds without a request before a session or kept episode is dropped
 IDLE_TIMEOUT_ENV_VAR = "METRIC_TRACKER_MCP_IDLE_TIMEOUT"

@@ -268,6 +268,7 @@ def run(
 
     sock = listening_socket(host, port)
     raise_open_files_limit()
+    port = sock.getsockname()[1]  # the port the system chose, for --port 0
     where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if workers > 1:
         _run_workers(sock, where, workers, max_sessions, max_steps, mcp_idle_timeout, records_path)

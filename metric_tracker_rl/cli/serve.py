@@ -15,7 +15,10 @@ def serve(
     host: str = typer.Option("0.0.0.0", help="Interface to bind."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
     max_sessions: int = typer.Option(
-        None, "--max-sessions", min=1, help="Concurrent sessions, WebSocket and MCP each (default 256)."
+        None,
+        "--max-sessions",
+        min=1,
+        help="Concurrent sessions per worker, WebSocket and MCP each (default 1024).",
     ),
     mcp_idle_timeout: float = typer.Option(
         None,
