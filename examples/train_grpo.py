@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-6)
     parser.add_argument("--num-generations", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-completion-length", type=int, default=8192)
+    parser.add_argument("--max-completion-length", type=int, default=16384)
     parser.add_argument("--max-tool-calling-iterations", type=int, default=30)
     parser.add_argument("--use-vllm", action="store_true", help="Generate with vLLM (colocated).")
     args = parser.parse_args()

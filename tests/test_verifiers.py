@@ -114,7 +114,7 @@ def test_load_environment_builds_tasks_from_the_server(played: dict[str, Any]) -
         first = MetricTrackerRlEnvironment().reset(task_id=task["id"])
         assert task["reset"] == {"task_id": task["id"]}
         assert task["prompt"].startswith(first.instruction)
-        assert f'"expected_row_count":{first.expected_row_count}' in task["prompt"]
+        assert f'"expected_row_count":{json.dumps(first.expected_row_count)}' in task["prompt"]
         assert task["difficulty"] == first.config["difficulty"]
         assert task["base_urls"] == pool
         assert "submit_report" in task["system_prompt"]
@@ -142,7 +142,7 @@ def test_vf_eval_replays_the_solver_to_reward_one(played: dict[str, Any]) -> Non
         assert trace["rewards"] == {"episode_reward": {"score": 1.0, "weight": 1.0}}
         assert trace["stop_condition"] == "episode_over"  # the episode ended at a perfect score
         metrics = trace["metrics"]  # the grader's parts
-        rows = NAMED_TASKS[episode["task"]["key"]].describe()["anomaly_rows"]
+        rows = NAMED_TASKS[episode["task"]["key"]].anomaly_rows
         assert metrics["score"] == metrics["recall"] == metrics["numeric_values"] == 1.0
         assert metrics["matched_rows"] == metrics["expected_rows"] == metrics["exact_rows"] == rows
         assert metrics["extra_rows"] == metrics["invalid_rows"] == 0

@@ -19,7 +19,7 @@ from typing import Any
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessageSystem, ChatMessageUser
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.tool import ToolDef, ToolParams
@@ -104,4 +104,7 @@ def metric_tracker(split: str = "eval", max_rounds: int = DEFAULT_MAX_ROUNDS) ->
         scorer=episode_reward(),
         # A round is the model's turn and its tool results; the system and user messages come first.
         message_limit=2 + 2 * max_rounds,
+        # The tool turns already fit every result whole (DEFAULT_MAX_RESULT_CHARS); Inspect's own
+        # cut (16 KiB by default, in bytes) must not shorten one again.
+        config=GenerateConfig(max_tool_output=4 * DEFAULT_MAX_RESULT_CHARS),
     )

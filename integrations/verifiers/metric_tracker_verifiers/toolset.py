@@ -89,14 +89,22 @@ class EpisodeToolset(vf.Toolset[vf.ToolsetConfig, EpisodeState]):
         return shown(observation)
 
 
+# The episode handle episode tools take: a rollout plays its own session's episode, so the
+# model is not offered it.
+HANDLE = "episode_id"
+
+
 def catalog_tool(tool: dict[str, Any], play: Callable[[str, dict[str, Any]], Awaitable[str]]) -> Any:
-    """A function whose signature is the tool's input schema, property by property, so the MCP
-    server lists the catalog's schema; it forwards the arguments it is given."""
+    """A function whose signature is the tool's input schema, property by property (but the
+    episode handle), so the MCP server lists the catalog's schema; it forwards the arguments
+    it is given."""
     name = tool["name"]
     schema = tool.get("inputSchema") or {}
     required = set(schema.get("required", []))
     parameters = []
     for argument, argument_schema in (schema.get("properties") or {}).items():
+        if argument == HANDLE:
+            continue
         if not argument.isidentifier() or keyword.iskeyword(argument):
             raise ServerError(f"tool {name!r}: argument {argument!r} cannot be a parameter name")
         parameters.append(
