@@ -1,10 +1,12 @@
 """What a server keeps for its clients, and for how long: one place for the limits.
 
 WebSocket sessions, MCP sessions and kept episodes (``episodes.EpisodeStore``) each have
-at most ``max_sessions`` at once (counted apart); MCP sessions and kept episodes are
-dropped after ``idle_timeout`` seconds without a request. The operator sets both when
-serving (``metric-tracker serve --max-sessions --mcp-idle-timeout``) or through the
-environment variables below.
+at most ``max_sessions`` at once (counted apart): WebSocket sessions in each worker process,
+MCP sessions and kept episodes in the records the workers share (``records``). MCP sessions
+and kept episodes are dropped after ``idle_timeout`` seconds without a request. The operator
+sets them when serving (``metric-tracker serve --max-sessions --mcp-idle-timeout
+--max-steps``) or through the environment variables below, which is how each worker of
+``serve --workers N`` reads them.
 """
 
 from __future__ import annotations
