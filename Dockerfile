@@ -30,8 +30,11 @@ RUN .venv/bin/python -c "from metric_tracker_rl.kernel_paths import exercise_com
 # Unprivileged user (Spaces run as uid 1000), who owns that cache: Numba reads a cache only
 # from a folder it could write. Nothing else is written at runtime outside /tmp, so the image
 # also runs read-only under another uid (as `openenv validate` starts it; Numba then compiles
-# once per container into /tmp/.cache).
-RUN useradd --create-home --uid 1000 user && chown -R user /app/metric_tracker_rl/__pycache__
+# once per container into /tmp/.cache). /var/lib/metric-tracker is where replicas that share
+# their records mount one volume (METRIC_TRACKER_RECORDS, deploy/compose.yaml); a new volume
+# takes the folder's owner.
+RUN useradd --create-home --uid 1000 user && chown -R user /app/metric_tracker_rl/__pycache__ \
+    && mkdir -p /var/lib/metric-tracker && chown user /var/lib/metric-tracker
 USER user
 ENV PATH="/app/.venv/bin:${PATH}" \
     XDG_CACHE_HOME=/tmp/.cache \

@@ -338,6 +338,16 @@ class MetricTrackerRlEnvironment(
         )
 
     @property
+    def kept_episode_id(self) -> str | None:
+        """The handle of the kept episode that calls without one play (None: this instance's own)."""
+        return self._kept
+
+    def follow(self, episode_id: str | None) -> None:
+        """Make the kept episode ``episode_id`` the one calls without a handle play (None: none):
+        how an MCP session that a new process serves goes on with its episode."""
+        self._kept = episode_id
+
+    @property
     def mcp_server(self) -> Any:
         """This session's tools as a FastMCP server, for OpenEnv's own MCP dialect (its /mcp
         JSON-RPC and WebSocket messages); built on first use."""

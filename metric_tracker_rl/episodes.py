@@ -17,20 +17,21 @@ apart, so a handle reveals nothing about others.
 
 Rebuilding anywhere: an episode is a pure function of its reset arguments and the
 actions taken since (the data comes from the config; every step is deterministic), given
-the server's settings (the step budget override, which every replica shares). So each kept
-episode holds that ``EpisodeRecord`` (JSON values, a few kilobytes: every action costs budget
-units, so the step budget bounds the list) beside its live environment, and
-``EpisodeRecord.replay`` rebuilds the environment from it. Served by many
-workers or replicas, the records would live in a shared store (a database, a cache) and a
-worker that lacks an episode's environment would replay its record; the live environments
-kept here are that cache.
+the server's settings (the step budget override, which every worker and replica shares). So
+the store records exactly that (``EpisodeRecord``: JSON values, a few kilobytes, the step
+budget bounding the actions) in its ``records.Records``, and keeps live environments only as
+a cache: a process whose cache lacks an episode, or holds it a few actions behind (another
+worker played them), rebuilds it by replaying the record. With records in a file that every
+worker or replica opens, any of them answers any handle.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
-import threading
+import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from metric_tracker_rl.limits import (
     max_sessions_from_env,
 )
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation, MetricTrackerRlState
+from metric_tracker_rl.records import Records, records_path_from_env
 
 if TYPE_CHECKING:
     from metric_tracker_rl.environment import MetricTrackerRlEnvironment
@@ -77,20 +79,30 @@ class EpisodeRecord:
 
 
 @dataclass
-class _Kept:
-    record: EpisodeRecord
+class _Row:
+    """An episode's line in the records."""
+
+    reset_arguments: dict[str, Any]
+    actions: int
+    done: bool
+
+
+@dataclass
+class _Live:
+    """A kept episode's environment in this process, after its first ``actions`` actions."""
+
     environment: MetricTrackerRlEnvironment
-    last_used: float
-    done: bool = False
+    actions: int
 
 
 class EpisodeStore:
     """Kept episodes by handle, with an idle expiry and a cap (see the module note).
 
     ``new_environment`` makes the environment of a kept episode (the server's settings,
-    such as a step budget override, are in it; it must not keep episodes itself). Calls
-    run under one lock: a step is sub-millisecond work, and the server runs them on its
-    event loop anyway.
+    such as a step budget override, are in it; it must not keep episodes itself).
+    ``records``: where the episodes are recorded (by default in this process's memory).
+    Each call is one transaction of the records: a step is sub-millisecond work, and the
+    server runs them on its event loop anyway.
     """
 
     def __init__(
@@ -99,6 +111,7 @@ class EpisodeStore:
         max_episodes: int = DEFAULT_MAX_SESSIONS,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        records: Records | None = None,
     ) -> None:
         if max_episodes < 1:
             raise ValueError(f"max_episodes must be a positive integer, got {max_episodes!r}")
@@ -108,18 +121,23 @@ class EpisodeStore:
         self.max_episodes = max_episodes
         self.idle_timeout = idle_timeout
         self.clock = clock
-        self._kept: dict[str, _Kept] = {}
-        self._lock = threading.Lock()
+        self.records = records if records is not None else Records()
+        self._live: OrderedDict[str, _Live] = OrderedDict()  # the cache, least recently used first
 
     @classmethod
     def from_env(cls, new_environment: Callable[[], MetricTrackerRlEnvironment]) -> EpisodeStore:
-        """A store with the limits the operator set in the environment variables."""
-        return cls(new_environment, max_sessions_from_env(), idle_timeout_from_env())
+        """A store with the limits and records the operator set in the environment variables."""
+        return cls(
+            new_environment,
+            max_sessions_from_env(),
+            idle_timeout_from_env(),
+            records=Records(records_path_from_env()),
+        )
 
     def __len__(self) -> int:
-        with self._lock:
-            self._drop_expired()
-            return len(self._kept)
+        with self.records.transaction() as db:
+            self._drop_expired(db)
+            return db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
 
     def start(self, arguments: dict[str, Any]) -> MetricTrackerRlObservation:
         """Start a kept episode with these reset arguments; its observation carries the handle.
@@ -129,10 +147,14 @@ class EpisodeStore:
         """
         record = EpisodeRecord(new_handle(), to_jsonable_python(arguments))
         environment = self.new_environment()
-        with self._lock:
-            self._make_room()
-            observation = environment.reset(**record.reset_arguments, episode_id=record.episode_id)
-            self._kept[record.episode_id] = _Kept(record, environment, self.clock(), observation.done)
+        observation = environment.reset(**record.reset_arguments, episode_id=record.episode_id)
+        with self.records.transaction() as db:
+            self._make_room(db)
+            db.execute(
+                "INSERT INTO episodes (episode_id, reset_arguments, done, last_used) VALUES (?, ?, ?, ?)",
+                (record.episode_id, json.dumps(record.reset_arguments), observation.done, self.clock()),
+            )
+        self._cache(record.episode_id, _Live(environment, 0))
         observation.episode_id = record.episode_id
         return observation
 
@@ -141,30 +163,45 @@ class EpisodeStore:
     ) -> MetricTrackerRlObservation:
         """Run one action on a kept episode; an unknown or expired handle is an error observation."""
         action = _without_handle(action)
-        with self._lock:
-            kept = self._find(episode_id)
-            if kept is None:
+        with self.records.transaction() as db:
+            row = self._find(db, episode_id)
+            if row is None:
                 return self.unknown(episode_id)
-            if not kept.done:  # a finished episode answers without changing: nothing to record
-                kept.record.actions.append(_as_json(action))
-            observation = kept.environment.step(action)
-            kept.last_used, kept.done = self.clock(), observation.done
+            live = self._caught_up(db, episode_id, row)
+            try:
+                observation = live.environment.step(action)
+            except BaseException:
+                self._live.pop(episode_id, None)  # the transaction rolls back: rebuild next time
+                raise
+            if row.done:  # a finished episode answers without changing: nothing to record
+                db.execute(
+                    "UPDATE episodes SET last_used = ? WHERE episode_id = ?", (self.clock(), episode_id)
+                )
+            else:
+                db.execute(
+                    "INSERT INTO actions (episode_id, position, action) VALUES (?, ?, ?)",
+                    (episode_id, row.actions, json.dumps(_as_json(action))),
+                )
+                db.execute(
+                    "UPDATE episodes SET actions = ?, done = ?, last_used = ? WHERE episode_id = ?",
+                    (row.actions + 1, observation.done, self.clock(), episode_id),
+                )
+                live.actions += 1
         observation.episode_id = episode_id
         return observation
 
     def state(self, episode_id: str) -> MetricTrackerRlState | None:
-        with self._lock:
-            kept = self._find(episode_id)
-            return None if kept is None else kept.environment.state
+        with self.records.transaction() as db:
+            row = self._find(db, episode_id)
+            return None if row is None else self._caught_up(db, episode_id, row).environment.state
 
     def record(self, episode_id: str) -> EpisodeRecord | None:
-        """A copy of a kept episode's record (what a replica needs to rebuild it)."""
-        with self._lock:
-            kept = self._find(episode_id)
-            if kept is None:
+        """A kept episode's record (what a worker or replica needs to rebuild it)."""
+        with self.records.transaction() as db:
+            row = self._find(db, episode_id)
+            if row is None:
                 return None
-            record = kept.record
-            return EpisodeRecord(record.episode_id, dict(record.reset_arguments), list(record.actions))
+            return EpisodeRecord(episode_id, row.reset_arguments, self._actions(db, episode_id, 0))
 
     def unknown(self, episode_id: Any) -> MetricTrackerRlObservation:
         return MetricTrackerRlObservation(
@@ -178,31 +215,74 @@ class EpisodeStore:
             done=False,
         )
 
-    # --- internals (under the lock) ------------------------------------------------------
+    # --- internals (inside a transaction of the records) -----------------------------------
 
-    def _find(self, episode_id: str) -> _Kept | None:
-        kept = self._kept.get(episode_id) if isinstance(episode_id, str) else None
-        if kept is not None and self.clock() - kept.last_used > self.idle_timeout:
-            del self._kept[episode_id]
+    def _find(self, db: sqlite3.Connection, episode_id: Any) -> _Row | None:
+        if not isinstance(episode_id, str):
             return None
-        return kept
+        found = db.execute(
+            "SELECT reset_arguments, actions, done, last_used FROM episodes WHERE episode_id = ?",
+            (episode_id,),
+        ).fetchone()
+        if found is None:
+            self._live.pop(episode_id, None)
+            return None
+        if self.clock() - found[3] > self.idle_timeout:
+            self._drop(db, [episode_id])
+            return None
+        return _Row(json.loads(found[0]), found[1], bool(found[2]))
 
-    def _drop_expired(self) -> None:
-        now = self.clock()
-        for episode_id in [h for h, k in self._kept.items() if now - k.last_used > self.idle_timeout]:
-            del self._kept[episode_id]
+    def _caught_up(self, db: sqlite3.Connection, episode_id: str, row: _Row) -> _Live:
+        """The episode's live environment after all its recorded actions: the cached one, or one
+        rebuilt from the record, with the actions it has not seen replayed."""
+        live = self._live.get(episode_id)
+        if live is None or live.actions > row.actions:
+            environment = self.new_environment()
+            environment.reset(**row.reset_arguments, episode_id=episode_id)
+            live = _Live(environment, 0)
+        for action in self._actions(db, episode_id, live.actions):
+            live.environment.step(action)
+        live.actions = row.actions
+        self._cache(episode_id, live)
+        return live
 
-    def _make_room(self) -> None:
-        self._drop_expired()
-        if len(self._kept) < self.max_episodes:
+    def _actions(self, db: sqlite3.Connection, episode_id: str, start: int) -> list[Any]:
+        cursor = db.execute(
+            "SELECT action FROM actions WHERE episode_id = ? AND position >= ? ORDER BY position",
+            (episode_id, start),
+        )
+        return [json.loads(action) for (action,) in cursor]
+
+    def _cache(self, episode_id: str, live: _Live) -> None:
+        self._live[episode_id] = live
+        self._live.move_to_end(episode_id)
+        while len(self._live) > self.max_episodes:
+            self._live.popitem(last=False)
+
+    def _drop(self, db: sqlite3.Connection, episode_ids: list[str]) -> None:
+        for episode_id in episode_ids:
+            db.execute("DELETE FROM actions WHERE episode_id = ?", (episode_id,))
+            db.execute("DELETE FROM episodes WHERE episode_id = ?", (episode_id,))
+            self._live.pop(episode_id, None)
+
+    def _drop_expired(self, db: sqlite3.Connection) -> None:
+        cutoff = self.clock() - self.idle_timeout
+        expired = db.execute("SELECT episode_id FROM episodes WHERE last_used < ?", (cutoff,)).fetchall()
+        self._drop(db, [episode_id for (episode_id,) in expired])
+
+    def _make_room(self, db: sqlite3.Connection) -> None:
+        self._drop_expired(db)
+        if db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0] < self.max_episodes:
             return
-        finished = [(k.last_used, h) for h, k in self._kept.items() if k.done]
-        if not finished:
+        finished = db.execute(
+            "SELECT episode_id FROM episodes WHERE done = 1 ORDER BY last_used LIMIT 1"
+        ).fetchone()
+        if finished is None:
             raise EpisodeLimitError(
                 f"the server keeps at most {self.max_episodes} episodes and all are in play; finish one, "
                 f"or wait until one has had no call for {self.idle_timeout:.0f} s, then start again"
             )
-        del self._kept[min(finished)[1]]
+        self._drop(db, [finished[0]])
 
 
 def _without_handle(action: MetricTrackerRlAction | dict[str, Any]) -> MetricTrackerRlAction | dict[str, Any]:

@@ -1,9 +1,11 @@
 """Run an agent over a set of reset configs and summarise the scores.
 
-In process (each worker owns an environment) or against a server URL (each worker owns
-a WebSocket session). Results keep the order of the configs, so a run is deterministic
-for every agent that is. An episode that fails (the LLM endpoint after its retries, a
-dropped server connection) is recorded with its error and the run goes on; a journal
+In process (each worker owns an environment) or against servers (each worker owns a
+WebSocket session; with several URLs, episodes go to each server in turn, and an episode
+whose server stops answering is replayed on another: ``client.ServerPool``). Results keep
+the order of the configs, so a run is deterministic for every agent that is. An episode
+that fails (the LLM endpoint after its retries, no server left to play it) is recorded
+with its error and the run goes on; a journal
 (``Journal``) keeps every finished episode on disk as it finishes, so an interrupted run
 can resume where it stopped. An interrupt (``KeyboardInterrupt``) stops the episodes in
 flight at once, without waiting for them: they are not journalled, and a resumed run plays
@@ -26,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from metric_tracker_rl.agents import AGENTS, ClientHandle
+from metric_tracker_rl.agents import AGENTS
+from metric_tracker_rl.client import ServerPool
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.models import MetricTrackerRlObservation
 
@@ -89,15 +92,16 @@ def _play_in_process(agent_name: str, max_steps: int | None, config: dict[str, A
     return episode_record(config, final)
 
 
-def _play_remote(agent_name: str, url: str, config: dict[str, Any]) -> dict[str, Any]:
-    from metric_tracker_rl.client import MetricTrackerRlEnv
-
+def _play_remote(agent_name: str, pool: ServerPool, config: dict[str, Any]) -> dict[str, Any]:
+    """One episode on the pool's next server; a record that moved says how many times."""
     try:
-        with MetricTrackerRlEnv(base_url=url).sync() as client:
-            final = AGENTS[agent_name]().play(ClientHandle(client), dict(config))
-    except Exception as err:  # a dropped connection, an endpoint that gave up, ...
+        with pool.episode() as env:
+            final = AGENTS[agent_name]().play(env, dict(config))
+            moves = env.moves
+    except Exception as err:  # no server left, an endpoint that gave up, ...
         return failed_record(config, err)
-    return episode_record(config, final)
+    record = episode_record(config, final)
+    return record | {"moved": moves} if moves else record
 
 
 def run_date() -> str:
@@ -112,11 +116,12 @@ def run_metadata(
     split: str | None,
     configs_file: str | None,
     max_steps: int | None,
-    url: str | None,
+    url: str | list[str] | None,
     date: str,
 ) -> dict[str, Any]:
     """How a report's scores were obtained: the package version, the task set, the step
-    budget (None: each episode's default, or the server's with ``url``), the server, the date."""
+    budget (None: each episode's default, or the server's with ``url``), the server (or the
+    list of servers), the date."""
     from metric_tracker_rl import __version__
 
     return {
@@ -158,9 +163,16 @@ class Journal:
 
     @staticmethod
     def key(
-        agent_name: str, index: int, config: dict[str, Any], max_steps: int | None, url: str | None
+        agent_name: str,
+        index: int,
+        config: dict[str, Any],
+        max_steps: int | None,
+        url: str | list[str] | None,
     ) -> str:
-        return json.dumps([agent_name, index, config, max_steps, url], sort_keys=True)
+        """An episode's key: the same for the same episode of the same run, whichever of the
+        run's servers played it."""
+        servers = sorted(set(url)) if isinstance(url, list) else url
+        return json.dumps([agent_name, index, config, max_steps, servers], sort_keys=True)
 
     def append(self, key: str, record: dict[str, Any]) -> None:
         self._handle.write(json.dumps({"key": key, "record": record}, sort_keys=True) + "\n")
@@ -175,14 +187,16 @@ def run_evaluation(
     configs: list[dict[str, Any]],
     *,
     labels: list[str] | None = None,
-    url: str | None = None,
+    url: str | list[str] | None = None,
     workers: int = 1,
     max_steps: int | None = None,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
     journal: Journal | None = None,
 ) -> dict[str, Any]:
     """Play every config once; return the report (``agent``, ``episodes``, ``mean_score``,
-    ``mean_score_ci``, ``per_task``, ``per_task_ci``, ``failed_episodes``).
+    ``mean_score_ci``, ``per_task``, ``per_task_ci``, ``failed_episodes``, ``moved_episodes``).
+
+    ``url``: a server, or a list of servers to spread the episodes over (None: in process).
 
     ``labels`` (one per config) name the groups of ``per_task``; by default a config's
     task id, or family:difficulty. ``max_steps`` replaces the default step budget (in
@@ -219,15 +233,15 @@ def run_evaluation(
 def _episodes(
     agent_name: str,
     configs: list[dict[str, Any]],
-    url: str | None,
+    url: str | list[str] | None,
     workers: int,
     max_steps: int | None,
 ) -> Iterator[dict[str, Any]]:
     """The episodes' records in the order of the configs. One worker plays in this thread, so
     that an interrupt stops its episode where it is; several play in processes (in process)
-    or daemon threads (on a server), which an interrupt stops or leaves without waiting."""
+    or daemon threads (on servers), which an interrupt stops or leaves without waiting."""
     if url is not None:
-        play: Callable[[dict[str, Any]], dict[str, Any]] = partial(_play_remote, agent_name, url)
+        play: Callable[[dict[str, Any]], dict[str, Any]] = partial(_play_remote, agent_name, ServerPool(url))
     else:
         play = partial(_play_in_process, agent_name, max_steps)
     if workers <= 1 or len(configs) <= 1:
@@ -293,7 +307,8 @@ def _in_daemon_threads(
 
 def summarise(agent_name: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """Means and intervals over the episodes that were played to the end; failed ones are
-    listed with their error and counted in ``failed_episodes``."""
+    listed with their error and counted in ``failed_episodes``; ``moved_episodes`` counts
+    those replayed on another server after theirs stopped answering."""
     groups: dict[str, list[float]] = {}
     for episode in episodes:
         if episode["score"] is not None:
@@ -303,6 +318,7 @@ def summarise(agent_name: str, episodes: list[dict[str, Any]]) -> dict[str, Any]
         "agent": agent_name,
         "episodes": episodes,
         "failed_episodes": len(episodes) - len(scores),
+        "moved_episodes": sum(1 for episode in episodes if episode.get("moved")),
         "mean_score": round(statistics.fmean(scores), 6) if scores else 0.0,
         "mean_score_ci": bootstrap_ci(scores),
         "per_task": {label: round(statistics.fmean(group), 6) for label, group in groups.items()},

@@ -81,7 +81,8 @@ class Run:
         if info.get("max_steps"):
             budget = f"{info['max_steps']} units"
         elif info.get("url"):
-            budget = f"the server's ({info['url']})"
+            servers = info["url"] if isinstance(info["url"], list) else [info["url"]]
+            budget = f"the server's ({', '.join(map(str, servers))})"
         else:
             budget = "default" if info else MISSING
         return {

@@ -8,6 +8,7 @@ here, so there is one server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import math
@@ -31,16 +32,25 @@ from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episodes import EpisodeLimitError, EpisodeStore
-from metric_tracker_rl.limits import idle_timeout_from_env, max_sessions_from_env
+from metric_tracker_rl.limits import (
+    IDLE_TIMEOUT_ENV_VAR,
+    MAX_SESSIONS_ENV_VAR,
+    MAX_STEPS_ENV_VAR,
+    idle_timeout_from_env,
+    max_sessions_from_env,
+    max_steps_from_env,
+)
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
     MetricTrackerRlObservation,
     MetricTrackerRlState,
 )
+from metric_tracker_rl.records import RECORDS_ENV_VAR, Records, records_path_from_env
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 1_000_000  # larger request bodies get 413
+OPEN_FILES_WANTED = 65_536  # the open-files limit asked for when the hard limit is unlimited
 START_AFTER_S = 0.5  # background work starts at the first request, or this long after start-up
 KERNELS_FIRST_S = 10.0  # at most this long, the debugger's build waits for the kernels' import
 # Whether /web serves the debugger: OpenEnv's variable, which `metric-tracker serve` sets.
@@ -103,7 +113,10 @@ def web_enabled() -> bool:
 
 
 def build_app(
-    max_sessions: int | None = None, max_steps: int | None = None, mcp_idle_timeout: float | None = None
+    max_sessions: int | None = None,
+    max_steps: int | None = None,
+    mcp_idle_timeout: float | None = None,
+    records_path: str | None = None,
 ) -> FastAPI:
     """The FastAPI app: OpenEnv's HTTP + WebSocket + MCP routes for this environment, and the
     standard MCP protocol on the same /mcp (same session limit; idle MCP sessions close).
@@ -111,15 +124,20 @@ def build_app(
     handle works over every route.
 
     ``max_steps`` replaces every episode's default step budget (the operator's choice;
-    clients cannot change it)."""
+    clients cannot change it). ``records_path``: the file of kept episodes and MCP sessions
+    that several workers or replicas share (``records``; by default this process's memory).
+    Each setting left at None is read from its environment variable, which is how the
+    workers of ``run(workers=N)`` get them."""
     from metric_tracker_rl.mcp import http as mcp_http
 
     max_sessions = max_sessions or max_sessions_from_env()
     idle_timeout = mcp_idle_timeout or idle_timeout_from_env()
+    max_steps = max_steps or max_steps_from_env()
     plain = (
         partial(MetricTrackerRlEnvironment, max_steps=max_steps) if max_steps else MetricTrackerRlEnvironment
     )
-    episodes = EpisodeStore(plain, max_episodes=max_sessions, idle_timeout=idle_timeout)
+    records = Records(records_path or records_path_from_env())
+    episodes = EpisodeStore(plain, max_episodes=max_sessions, idle_timeout=idle_timeout, records=records)
     environment = partial(plain, episodes=episodes)
     # OpenEnv's app without its web interface: the debugger alone is mounted at /web below
     # (instead of OpenEnv's generic playground), built after the server answers.
@@ -160,6 +178,7 @@ def build_app(
         max_sessions=max_sessions,
         idle_timeout=idle_timeout,
         new_environment=environment,
+        records=records,
     )
     # Episodes never wait for the generator's compiled kernels: plain Python until they are
     # loaded (or, after an install, compiled in a separate process) once the server answers.
@@ -235,14 +254,26 @@ def run(
     max_sessions: int | None = None,
     max_steps: int | None = None,
     mcp_idle_timeout: float | None = None,
+    workers: int = 1,
+    records_path: str | None = None,
 ) -> None:
     """Serve the app with uvicorn (blocking). A port that cannot be listened on is a
-    ``ServeError``, raised before anything is built."""
+    ``ServeError``, raised before anything is built.
+
+    ``workers`` > 1: that many worker processes answer on the one socket (uvicorn's
+    supervisor restarts one that dies), each with the limits given; they share one records
+    file (``records_path``, or one made for the run), so any of them answers any MCP session
+    or kept episode. A WebSocket session stays on the worker that accepted it."""
     import uvicorn
 
     sock = listening_socket(host, port)
-    app = build_app(max_sessions, max_steps, mcp_idle_timeout)
+    raise_open_files_limit()
+    port = sock.getsockname()[1]  # the port the system chose, for --port 0
     where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if workers > 1:
+        _run_workers(sock, where, workers, max_sessions, max_steps, mcp_idle_timeout, records_path)
+        return
+    app = build_app(max_sessions, max_steps, mcp_idle_timeout, records_path)
 
     class Server(uvicorn.Server):
         """uvicorn's server on the socket bound above; it says where it listens, as uvicorn does
@@ -254,6 +285,57 @@ def run(
                 logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", where)
 
     Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run(sockets=[sock])
+
+
+def _run_workers(
+    sock: socket.socket,
+    where: str,
+    workers: int,
+    max_sessions: int | None,
+    max_steps: int | None,
+    mcp_idle_timeout: float | None,
+    records_path: str | None,
+) -> None:
+    """uvicorn's supervisor over ``workers`` processes; each builds the app from the settings
+    passed in its environment (``build_app`` as a factory)."""
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    settings = {
+        MAX_SESSIONS_ENV_VAR: max_sessions,
+        MAX_STEPS_ENV_VAR: max_steps,
+        IDLE_TIMEOUT_ENV_VAR: mcp_idle_timeout,
+        RECORDS_ENV_VAR: records_path,
+    }
+    os.environ.update({name: str(value) for name, value in settings.items() if value is not None})
+    with tempfile.TemporaryDirectory(prefix="metric-tracker-records-") as folder:
+        os.environ.setdefault(RECORDS_ENV_VAR, os.path.join(folder, "records.sqlite"))
+        config = uvicorn.Config(
+            f"{__name__}:build_app",
+            factory=True,
+            workers=workers,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+        )
+        logging.getLogger("uvicorn.error").info(
+            "Uvicorn running on %s with %d workers (Press CTRL+C to quit)", where, workers
+        )
+        Multiprocess(config, sockets=[sock]).run()
+
+
+def raise_open_files_limit() -> None:
+    """Let this process open as many files as the system allows it (the soft limit up to the
+    hard one): every WebSocket session holds a socket, and the usual soft limit of 1,024
+    would cap the sessions below what a worker holds."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class ServeError(OSError):

@@ -178,6 +178,45 @@ def test_an_episode_is_rebuilt_from_its_record_anywhere() -> None:
     assert len(episodes.record(handle).actions) == len(calls) - 1
 
 
+def test_stores_that_share_a_records_file_play_one_episode_in_turn(tmp_path) -> None:
+    """Two stores on one file, as two workers: each call reaches either one, and each rebuilds
+    or catches up the episode from the records; it ends exactly as if one store played it."""
+    from metric_tracker_rl.mcp.sessions import McpSessions
+    from metric_tracker_rl.records import Records
+
+    clock = Clock()
+    path = tmp_path / "records.sqlite"
+    workers = [EpisodeStore(MetricTrackerRlEnvironment, 4, 60.0, clock, Records(path)) for _ in range(2)]
+    calls = solver_calls(TASK)
+    handle = fresh(workers[0]).tools.call(*calls[0]).structured()["episode_id"]
+    alone, _ = store()
+    lone = fresh(alone).tools.call(*calls[0]).structured()["episode_id"]
+    for k, (name, arguments) in enumerate(calls[1:]):
+        worker = workers[(k // 2) % 2]  # two calls on one, two on the other, ...
+        shared = fresh(worker).tools.call(name, {**arguments, "episode_id": handle}).structured()
+        single = fresh(alone).tools.call(name, {**arguments, "episode_id": lone}).structured()
+        assert shared == {**single, "episode_id": handle}
+    assert shared["reward"] == 1.0
+    assert workers[0].state(handle) == workers[1].state(handle)
+    assert workers[1].record(handle) == workers[0].record(handle)
+    assert len(workers[0].record(handle).actions) == len(calls) - 1
+    # A third process that never saw it rebuilds it from the file; expiry is the file's too.
+    late = EpisodeStore(MetricTrackerRlEnvironment, 4, 60.0, clock, Records(path))
+    assert late.state(handle) == workers[0].state(handle)
+    clock.now += 61.0
+    assert workers[1].state(handle) is None and len(workers[0]) == 0
+    # MCP sessions too: opened by one, used and ended through another.
+    sessions = [McpSessions(Records(path), 2, 60.0, clock) for _ in range(2)]
+    opened = [sessions[0].open(), sessions[0].open()]
+    assert None not in opened and sessions[1].open() is None  # two at most, counted together
+    sessions[1].follow(opened[0], handle)
+    assert sessions[0].episode(opened[0]) == handle and sessions[0].episode(opened[1]) is None
+    sessions[1].close(opened[0])
+    assert not sessions[0].use(opened[0]) and sessions[0].use(opened[1])
+    clock.now += 61.0
+    assert not sessions[1].use(opened[1]) and len(sessions[0]) == 0
+
+
 # --- over the wire: stateless clients ---------------------------------------------------------
 
 

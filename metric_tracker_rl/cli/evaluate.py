@@ -90,7 +90,14 @@ def evaluate(
     configs_file: Annotated[
         str | None, typer.Option("--configs", help="JSONL file, one reset config per line.")
     ] = None,
-    url: Annotated[str | None, typer.Option("--url", help="Play against a server, not in process.")] = None,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--url",
+            help="Play against a server, not in process (repeat for several: episodes go to each in "
+            "turn, and move to another when theirs stops answering).",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Episodes in parallel.")] = 1,
     max_steps: Annotated[
         int | None,
@@ -120,7 +127,8 @@ def evaluate(
     if unknown:
         raise typer.BadParameter(f"unknown agent(s) {unknown}; available: {sorted(AGENTS)}")
     _check_endpoints(agent, AGENTS)
-    if max_steps is not None and url is not None:
+    servers = list(dict.fromkeys(url or []))
+    if max_steps is not None and servers:
         raise typer.BadParameter(
             "--max-steps applies in process; a server's budget is set where it is served "
             "(metric-tracker serve --max-steps)",
@@ -130,15 +138,16 @@ def evaluate(
         raise typer.BadParameter("--resume needs --json PATH (its PATH.partial.jsonl)", param_hint="--resume")
     configs, labels = eval_configs(task or [], split, configs_file)
     report_path = _report_path(json_out) if json_out is not None else None
-    if url is not None:
-        _check_server(url)
+    if servers:
+        _check_servers(servers)
+    where: str | list[str] | None = (servers[0] if len(servers) == 1 else servers) or None
     journal = Journal(f"{report_path}.partial.jsonl", resume=resume) if report_path is not None else None
     run = run_metadata(
         tasks=list(task or ([] if split or configs_file else NAMED_TASKS)),
         split=split,
         configs_file=configs_file,
         max_steps=max_steps,
-        url=url,
+        url=where,
         date=journal.date if journal is not None else run_date(),
     )
     reports = []
@@ -150,7 +159,7 @@ def evaluate(
                     name,
                     configs,
                     labels=labels,
-                    url=url,
+                    url=where,
                     workers=workers,
                     max_steps=max_steps,
                     on_episode=lambda _record, bar=bar: progress.advance(bar),
@@ -164,6 +173,13 @@ def evaluate(
     if report_path is not None:
         payload: Any = reports[0] if len(reports) == 1 else {"reports": reports}
         report_path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    moved = sum(r["moved_episodes"] for r in reports)
+    if moved:
+        typer.echo(
+            f"{PROG} eval: {moved} episodes moved to another server when theirs stopped answering "
+            "(replayed from their reset config and actions: the same results)",
+            err=True,
+        )
     failed = sum(r["failed_episodes"] for r in reports)
     if failed:
         played = sum(len(r["episodes"]) for r in reports)
@@ -213,15 +229,26 @@ def _report_path(json_out: str) -> Path:
     return path
 
 
-def _check_server(url: str) -> None:
-    """A server that is not there is a mistake, found before any episode is played."""
+def _check_servers(urls: list[str]) -> None:
+    """A server that is not there is a mistake, found before any episode is played. Of several,
+    those that do not answer are named on stderr and the others play (a resumed run after a
+    server died goes on); none answering is a mistake."""
+    problems = [problem for problem in map(_server_problem, urls) if problem is not None]
+    if len(problems) == len(urls):
+        raise CliError("; ".join(problems))
+    for problem in problems:
+        typer.echo(f"{PROG} eval: {problem}; the other servers play its episodes", err=True)
+
+
+def _server_problem(url: str) -> str | None:
     import httpx
 
     try:
         reply = httpx.get(f"{url.rstrip('/')}/health", timeout=10.0)
     except httpx.HTTPError as err:
-        raise CliError(
+        return (
             f"--url: no server answers at {url} ({type(err).__name__}); start one with `metric-tracker serve`"
-        ) from None
+        )
     if reply.status_code != 200:
-        raise CliError(f"--url: {url}/health answered HTTP {reply.status_code}, not a healthy server")
+        return f"--url: {url}/health answered HTTP {reply.status_code}, not a healthy server"
+    return None

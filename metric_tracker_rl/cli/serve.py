@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from metric_tracker_rl.cli.common import command_group
+from metric_tracker_rl.cli.common import CliError, command_group
 
 app = command_group()
 
@@ -15,7 +15,10 @@ def serve(
     host: str = typer.Option("0.0.0.0", help="Interface to bind."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
     max_sessions: int = typer.Option(
-        None, "--max-sessions", min=1, help="Concurrent sessions, WebSocket and MCP each (default 256)."
+        None,
+        "--max-sessions",
+        min=1,
+        help="Concurrent sessions per worker, WebSocket and MCP each (default 1024).",
     ),
     mcp_idle_timeout: float = typer.Option(
         None,
@@ -29,26 +32,46 @@ def serve(
     web: bool | None = typer.Option(
         None,
         "--web/--no-web",
-        help="Mount the web debugger at /web (default: on, unless ENABLE_WEB_INTERFACE says otherwise).",
+        help="Mount the web debugger at /web (default: on with one worker, unless ENABLE_WEB_INTERFACE "
+        "says otherwise).",
         show_default=False,
+    ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Worker processes on the one port, each with --max-sessions sessions (no web debugger then).",
+    ),
+    records: str = typer.Option(
+        None,
+        "--records",
+        help="SQLite file of the kept episodes and MCP sessions, shared by every worker or replica that "
+        "opens it (default: in memory; with several workers, a file made for the run).",
     ),
 ) -> None:
     """Run the OpenEnv server (HTTP, WebSocket, MCP) and the web debugger at /web."""
     import os
 
-    from metric_tracker_rl.serving import WEB_ENV_VAR, run
+    from metric_tracker_rl.serving import WEB_ENV_VAR, run, web_enabled
 
     # OpenEnv mounts /web only when ENABLE_WEB_INTERFACE is set; an explicit flag wins.
     if web is None:
-        os.environ.setdefault(WEB_ENV_VAR, "1")
+        os.environ.setdefault(WEB_ENV_VAR, "1" if workers == 1 else "0")
     else:
         os.environ[WEB_ENV_VAR] = "1" if web else "0"
+    if workers > 1 and web_enabled():
+        raise CliError(
+            "--workers: the web debugger keeps its state in one process; serve it with one worker "
+            "(or --no-web with several)"
+        )
     run(
         host=host,
         port=port,
         max_sessions=max_sessions,
         max_steps=max_steps,
         mcp_idle_timeout=mcp_idle_timeout,
+        workers=workers,
+        records_path=records,
     )
 
 

@@ -13,15 +13,21 @@ agent's model gets back (``agents.turns.ToolTurns``): compact JSON, an ``error``
 a call that cannot run. Nothing here imports TRL or torch.
 
 The episode runs in process by default; ``MetricTrackerToolEnv(base_url=...)`` (through
-``functools.partial`` for TRL) plays it on a server over OpenEnv's WebSocket protocol.
+``functools.partial`` for TRL) plays it on a server over OpenEnv's WebSocket protocol, and
+``MetricTrackerToolEnv(urls=[...])`` on several: the instances share one ``client.ServerPool``
+per list of URLs, so consecutive episodes go to the servers in turn, and an episode whose
+server stops answering is replayed on another (the same tool results: episodes are
+deterministic).
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from metric_tracker_rl.agents.base import ClientHandle, EnvHandle
+from metric_tracker_rl.agents.base import EnvHandle
 from metric_tracker_rl.agents.turns import DEFAULT_MAX_RESULT_CHARS, ToolTurns, compact_json
 from metric_tracker_rl.arguments import RESET_ARGUMENTS
 from metric_tracker_rl.tools import Tool, episode_tools
@@ -39,18 +45,28 @@ class MetricTrackerToolEnv:
     """One episode of metric_tracker_rl with the analysis methods and ``submit_report`` as tools.
 
     Safe to introspect before ``reset``: TRL discovers the tools on a fresh instance. With a
-    ``base_url`` it holds one server session; ``with MetricTrackerToolEnv(url) as env:`` closes it.
+    ``base_url``, or ``urls`` (several servers, one episode each in turn), it holds one server
+    session; ``with MetricTrackerToolEnv(url) as env:`` closes it.
     """
 
     def __init__(
-        self, base_url: str | None = None, *, max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
+        self,
+        base_url: str | None = None,
+        *,
+        urls: Sequence[str] | None = None,
+        max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
     ) -> None:
+        if base_url is not None and urls is not None:
+            raise ValueError("give base_url (one server) or urls (several), not both")
+        if urls is not None and (isinstance(urls, str) or not urls):
+            raise ValueError(f"urls must be a non-empty list of server URLs, got {urls!r}")
         self.base_url = base_url
+        self.urls = list(urls) if urls is not None else None if base_url is None else [base_url]
         self.max_result_chars = max_result_chars
         self.turns: ToolTurns | None = None
         self.resets = 0
         self._env: EnvHandle | None = None
-        self._client: Any = None
+        self._episode: Any = None  # the server session (a client.PooledEpisode)
 
     def reset(self, **row: Any) -> str:
         """Start the episode of a dataset row and return its briefing.
@@ -87,29 +103,41 @@ class MetricTrackerToolEnv:
 
     def _close(self) -> None:
         """Close the server session, if there is one."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._episode is not None:
+            self._episode.close()
+            self._episode = None
             self._env = None
 
     def _handle(self) -> EnvHandle:
         if self._env is None:
-            if self.base_url is None:
+            if self.urls is None:
                 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 
                 self._env = MetricTrackerRlEnvironment()
             else:
-                from metric_tracker_rl.client import MetricTrackerRlEnv
-
-                self._client = MetricTrackerRlEnv(base_url=self.base_url).sync()
-                self._client.connect()
-                self._env = ClientHandle(self._client)
+                self._episode = self._env = shared_pool(self.urls).episode()
         return self._env
 
     def _call(self, name: str, arguments: dict[str, Any]) -> str:
         if self.turns is None:
             return compact_json({"error": NOT_STARTED})
         return self.turns.answer(name, arguments)  # null is the default (the argument models say so)
+
+
+_POOLS: dict[tuple[str, ...], Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(urls: Sequence[str]) -> Any:
+    """The one ``client.ServerPool`` of this list of servers in this process, which every
+    instance given the same ``urls`` shares (TRL makes one instance per rollout)."""
+    from metric_tracker_rl.client import ServerPool
+
+    key = tuple(urls)
+    with _POOLS_LOCK:
+        if key not in _POOLS:
+            _POOLS[key] = ServerPool(key)
+        return _POOLS[key]
 
 
 def _ends_in_text(prompt: Any) -> bool:

@@ -6,23 +6,26 @@ request that carries an ``Mcp-Session-Id`` header, every ``GET`` and ``DELETE`` 
 session's stream and its end) and the ``initialize`` request that opens a session; any
 other request reaches OpenEnv unchanged.
 
-The SDK's session manager keeps the sessions: one environment each (the server's
-lifespan), at most ``max_sessions`` at once (a further ``initialize`` gets HTTP 503), and a
-session with no request in flight for ``idle_timeout`` seconds is closed (its id then gets
-404). The episodes they start are kept by handle (``metric_tracker_rl.episodes``) and
-outlive the session that started them.
+Sessions live in the server's records (``sessions.McpSessions``), not in a process: each
+request is answered by a transport and a server session of its own (the SDK's stateless way,
+under the session's id), so a worker or replica that shares the records answers any request
+of any session, and a session survives the process that opened it. At most ``max_sessions``
+are open at once (a further ``initialize`` gets HTTP 503), and a session without a request
+for ``idle_timeout`` seconds is closed (its id then gets 404). The server sends nothing
+unprompted, so it offers no GET stream (405, which the protocol allows). The episodes the
+sessions start are kept by handle (``metric_tracker_rl.episodes``) and outlive them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from metric_tracker_rl.asgi import buffer_body
 from metric_tracker_rl.limits import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_ENV_VAR, idle_timeout_from_env
+from metric_tracker_rl.records import Records
 
 MCP_PATH = "/mcp"
 SESSION_HEADER = b"mcp-session-id"
@@ -37,63 +40,104 @@ __all__ = [
 
 
 class StandardMcp:
-    """The SDK's streamable-HTTP session manager around ``server.build_server()``; it runs
+    """``server.build_server()`` over streamable HTTP, its sessions in ``records``; it runs
     while ``running()`` is entered (the app's lifespan)."""
 
     def __init__(
-        self, max_sessions: int, idle_timeout: float, new_environment: Callable[[], Any] | None = None
+        self,
+        max_sessions: int,
+        idle_timeout: float,
+        new_environment: Callable[[], Any] | None = None,
+        records: Records | None = None,
     ) -> None:
-        self.max_sessions = max_sessions
-        self.idle_timeout = idle_timeout
+        from metric_tracker_rl.mcp.sessions import McpSessions
+
+        self.sessions = McpSessions(records or Records(), max_sessions, idle_timeout)
         self.new_environment = new_environment
-        self._manager: Any = None
+        self._server: Any = None
+        self._tasks: Any = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+        import anyio
 
-        from metric_tracker_rl.mcp.server import build_server
+        from metric_tracker_rl.mcp.server import build_server, kept_environments
 
-        _quiet_session_ends()
-        server = build_server() if self.new_environment is None else build_server(self.new_environment)
-        manager = StreamableHTTPSessionManager(
-            server,
-            json_response=True,
-            session_idle_timeout=self.idle_timeout,
-            max_sessions=self.max_sessions,
-        )
-        async with manager.run():
-            self._manager = manager
+        self._server = build_server(self.new_environment or kept_environments(), self.sessions)
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
             try:
                 yield
             finally:
-                self._manager = None
+                self._tasks = None
+                tasks.cancel_scope.cancel()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if self._manager is None:
+        if self._tasks is None:
             await _json_error(
                 send, 503, "the MCP session manager is not running (serve the app with its lifespan)"
             )
             return
-        await self._manager.handle_request(scope, receive, send)
+        session_id = dict(scope["headers"]).get(SESSION_HEADER)
+        method = scope["method"]
+        if session_id is None:
+            if method != "POST":
+                await _json_error(send, 400, "Bad Request: Missing session ID", code=-32600)
+                return
+            await self._open(scope, receive, send)
+            return
+        session_id = session_id.decode("latin-1")
+        if not self.sessions.use(session_id):
+            await _json_error(send, 404, "Session not found", code=-32600)
+        elif method == "DELETE":
+            self.sessions.close(session_id)
+            await _send(send, 200, b"", [])
+        elif method == "GET":  # nothing is ever sent unprompted: no stream to offer
+            await _send(send, 405, b"", [(b"allow", b"POST, DELETE")])
+        else:
+            await self._answer(session_id, scope, receive, send)
 
+    async def _open(self, scope: dict, receive: Any, send: Any) -> None:
+        """An ``initialize`` request: a new session, kept if the request succeeds."""
+        session_id = self.sessions.open()
+        if session_id is None:
+            message = f"Too many open sessions (at most {self.sessions.max_sessions}); try again later"
+            await _json_error(send, 503, message)
+            return
+        status = await self._answer(session_id, scope, receive, send)
+        if status is None or status >= 400:
+            self.sessions.close(session_id)
 
-class _SessionEndNoise(logging.Filter):
-    """Drops the SDK's traceback for a session's GET stream closed under its writer, which
-    every client that ends its session (DELETE) causes: an expected end, not an error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage() != "Error in standalone SSE writer" or not record.exc_info:
-            return True
+    async def _answer(self, session_id: str, scope: dict, receive: Any, send: Any) -> int | None:
+        """Answer one request with a transport and a server session of its own; the status sent."""
         import anyio
+        from mcp.server.streamable_http import StreamableHTTPServerTransport
 
-        return not isinstance(record.exc_info[1], anyio.ClosedResourceError | anyio.BrokenResourceError)
+        transport = StreamableHTTPServerTransport(mcp_session_id=session_id, is_json_response_enabled=True)
+        server = self._server
 
+        async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            async with transport.connect() as (read_stream, write_stream):
+                task_status.started()
+                await server.run(
+                    read_stream, write_stream, server.create_initialization_options(), stateless=True
+                )
 
-def _quiet_session_ends() -> None:
-    logger = logging.getLogger("mcp.server.streamable_http")
-    if not any(isinstance(known, _SessionEndNoise) for known in logger.filters):
-        logger.addFilter(_SessionEndNoise())
+        status: int | None = None
+
+        async def watch(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._tasks.start(run)
+            await transport.handle_request(scope, receive, watch)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await transport.terminate()
+        return status
 
 
 class McpDispatch:
@@ -129,19 +173,29 @@ def _opens_session(body: bytes) -> bool:
     return isinstance(message, dict) and message.get("method") == "initialize"
 
 
-async def _json_error(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _json_error(send: Any, status: int, message: str, code: int = -32603) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
+    await _send(send, status, body, [(b"content-type", b"application/json")])
+
+
+async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 def install(
-    app: Any, *, max_sessions: int, idle_timeout: float, new_environment: Callable[[], Any] | None = None
+    app: Any,
+    *,
+    max_sessions: int,
+    idle_timeout: float,
+    new_environment: Callable[[], Any] | None = None,
+    records: Records | None = None,
 ) -> StandardMcp:
     """Serve the standard protocol on ``app``'s ``/mcp`` (a FastAPI app from ``create_app``);
-    ``new_environment`` makes each session's environment (the default one by default)."""
-    standard = StandardMcp(max_sessions, idle_timeout, new_environment)
+    ``new_environment`` makes each request's environment (the default one by default), and
+    ``records`` keeps the sessions (this process's memory by default)."""
+    standard = StandardMcp(max_sessions, idle_timeout, new_environment, records)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

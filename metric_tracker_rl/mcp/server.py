@@ -1,10 +1,11 @@
 """The standard MCP server: the tool catalog, a prompt and resources, episodes by handle.
 
-Built on the ``mcp`` SDK's low-level ``Server``. Its lifespan runs once per MCP session
-(per streamable-HTTP session, or once for a stdio process), so each session owns one
-environment; the environments share one store of kept episodes (``episodes``), so
-``start_episode`` answers an ``episode_id`` that works from any session, and a call without
-one plays the session's own episode. Tools are listed with their titles, annotations and
+Built on the ``mcp`` SDK's low-level ``Server``. Its lifespan makes an environment: once for
+a stdio process (its one session), once per request over streamable HTTP, where the session's
+state is in the server's records (``sessions.McpSessions``: which kept episode it plays), so
+any worker or replica answers it. The environments share one store of kept episodes
+(``episodes``), so ``start_episode`` answers an ``episode_id`` that works from any session,
+and a call without one plays the session's own episode. Tools are listed with their titles, annotations and
 output schemas. Tool calls come back as ``CallToolResult``: ``structuredContent`` is the
 observation without the catalogs (it follows the tool's output schema), the text is a
 short summary followed by that JSON (for hosts that pass only text to the model), and a
@@ -32,6 +33,7 @@ from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episodes import EpisodeStore
 from metric_tracker_rl.families import FAMILIES
+from metric_tracker_rl.mcp.sessions import McpSessions
 from metric_tracker_rl.tasks import NAMED_TASKS, TaskSpec
 from metric_tracker_rl.tools import START_EPISODE, SUBMIT_REPORT, tool_catalog
 
@@ -85,9 +87,14 @@ def task_text(task: TaskSpec) -> str:
     )
 
 
-def build_server(new_environment: Callable[[], MetricTrackerRlEnvironment] | None = None) -> Server:
-    """The MCP server; each session gets its own environment from ``new_environment``
-    (by default: environments sharing a store of kept episodes with the operator's limits)."""
+def build_server(
+    new_environment: Callable[[], MetricTrackerRlEnvironment] | None = None,
+    sessions: McpSessions | None = None,
+) -> Server:
+    """The MCP server; each session (each request, with ``sessions``) gets its own environment
+    from ``new_environment`` (by default: environments sharing a store of kept episodes with
+    the operator's limits). With ``sessions`` (streamable HTTP), a request plays the kept
+    episode its session plays, and a session that starts one plays it from then on."""
     if new_environment is None:
         new_environment = kept_environments()
 
@@ -104,7 +111,18 @@ def build_server(new_environment: Callable[[], MetricTrackerRlEnvironment] | Non
     )
 
     def environment() -> MetricTrackerRlEnvironment:
-        return server.request_context.lifespan_context
+        """The request's environment, playing its session's kept episode."""
+        environment = server.request_context.lifespan_context
+        session_id = _session_id(server)
+        if sessions is not None and session_id is not None:
+            environment.follow(sessions.episode(session_id))
+        return environment
+
+    def remember(environment: MetricTrackerRlEnvironment, before: str | None) -> None:
+        """After a call: the kept episode a call started is the session's from now on."""
+        session_id = _session_id(server)
+        if sessions is not None and session_id is not None and environment.kept_episode_id != before:
+            sessions.follow(session_id, environment.kept_episode_id)
 
     @server.list_tools()
     async def list_tools() -> list[types.Tool]:
@@ -124,7 +142,10 @@ def build_server(new_environment: Callable[[], MetricTrackerRlEnvironment] | Non
     # precise message; the strict schemas would also refuse omitted optional arguments.
     @server.call_tool(validate_input=False)
     async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        result = environment().tools.call(name, arguments)
+        session_environment = environment()
+        before = session_environment.kept_episode_id
+        result = session_environment.tools.call(name, arguments)
+        remember(session_environment, before)
         return types.CallToolResult(
             content=[
                 types.TextContent(type="text", text=result.summary()),
@@ -200,6 +221,13 @@ def build_server(new_environment: Callable[[], MetricTrackerRlEnvironment] | Non
         raise McpError(types.ErrorData(code=types.INVALID_PARAMS, message=f"unknown resource {uri!r}"))
 
     return server
+
+
+def _session_id(server: Server) -> str | None:
+    """The ``Mcp-Session-Id`` of the HTTP request being answered (None over stdio)."""
+    request = server.request_context.request
+    headers = getattr(request, "headers", None)
+    return None if headers is None else headers.get("mcp-session-id")
 
 
 def kept_environments() -> Callable[[], MetricTrackerRlEnvironment]:

@@ -15,6 +15,12 @@ sessions run concurrently; each runs its operations in order. Every result is pr
 JSON on stdout (MCP wire names); an operation that fails records its error and the
 session goes on.
 
+With ``"fresh_connections": true`` (HTTP, ``ClientSession``) every request goes on a new
+connection (``Connection: close``), as behind a load balancer or across a server's workers,
+where consecutive requests of a session can reach different processes. An operation
+``{"op": "pause", "paused": PATH, "resume": PATH}`` writes ``paused`` and waits until
+``resume`` exists: a test does something to the server in between (stops a replica, say).
+
 A plan with ``"stateless": [op, ...]`` instead of ``sessions`` (HTTP, ``ClientSession``)
 plays as a client that keeps no session: each operation opens a session of its own, runs,
 and closes it. An argument given as "$episode_id" is replaced by the ``episode_id`` of the
@@ -27,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 from mcp import ClientSession, StdioServerParameters
@@ -37,6 +45,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 HANDLE = "$episode_id"
+PAUSE_LIMIT_S = 120.0  # a paused session gives up waiting after this long
 
 
 def dump(value: Any) -> Any:
@@ -57,6 +66,14 @@ async def run_op(session: Any, op: dict[str, Any]) -> Any:
         return dump(await session.list_resources())
     if kind == "read_resource":
         return dump(await session.read_resource(op["uri"]))
+    if kind == "pause":
+        Path(op["paused"]).write_text("paused", encoding="utf-8")
+        deadline = time.monotonic() + PAUSE_LIMIT_S
+        while not Path(op["resume"]).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {op['resume']} after {PAUSE_LIMIT_S:.0f} s")
+            await asyncio.sleep(0.05)
+        return {"resumed": True}
     raise ValueError(f"unknown op {kind!r}")
 
 
@@ -75,7 +92,13 @@ async def open_session(plan: dict[str, Any], stack: AsyncExitStack) -> tuple[Any
         client = await stack.enter_async_context(Client(target))
         info = {"protocol_version": client.protocol_version, "server_name": client.server_info.name}
         return client, info
-    streams = streamable_http_client(target) if isinstance(target, str) else stdio_client(target)
+    if isinstance(target, str):
+        http = None
+        if plan.get("fresh_connections"):
+            http = await stack.enter_async_context(create_mcp_http_client(headers={"connection": "close"}))
+        streams = streamable_http_client(target, http_client=http)
+    else:
+        streams = stdio_client(target)
     read_stream, write_stream = await stack.enter_async_context(streams)
     session = await stack.enter_async_context(ClientSession(read_stream, write_stream))
     result = await session.initialize()
