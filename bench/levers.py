@@ -12,7 +12,10 @@ Levers (each models a situation analysts meet; see docs/task.md, "What makes har
 - ``hidden_count``: the row count not shown on hard, one graded submission there;
 - ``budgets``: budgets near a careful investigator's need (off: twice as much);
 - ``ranking``: more and stronger decoys, a ranking whose scores saturate and that lists five
-  signals a date (off: the earlier decoys, full scores, three signals).
+  signals a date (off: the earlier decoys, full scores, three signals);
+- ``mix_days``: on medium and hard, in a scenario of mix shifts alone, a volatile day/night mix
+  (a decoy of it on every day but the quiet ones) and no date-level budget allowance
+  (``SAME_STATISTIC_DECOYS``; off: the usual decoys, the allowance).
 
     uv run python bench/levers.py                 # writes bench/results/levers.json
     uv run python bench/levers.py --per-cell 1 --json /tmp/levers.json
@@ -65,6 +68,7 @@ LEVERS: dict[str, Callable[[], dict[tuple[Any, str], Any]]] = {
         (C, "DISCOVERY_SCORE_CEILING"): dict.fromkeys(C.DIFFICULTIES, C.MAX_DISCOVERY_SCORE),
         (methods, "SIGNALS_PER_DATE"): 3,
     },
+    "mix_days": lambda: {(C, "SAME_STATISTIC_DECOYS"): ()},
 }
 
 

@@ -106,6 +106,13 @@ DECOY_MIN_Z: dict[str, float] = {"easy": 0.5, "medium": 0.8, "hard": 0.85}
 # statistic per incident and one incident per day: the start of a curriculum.
 MULTI_ROW_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.5, "hard": 1.0}
 SHARED_DAY_SHARE: dict[str, float] = {"easy": 0.0, "medium": 0.2, "hard": 0.35}
+# Difficulties on which, in a scenario of one family with one statistic (mix shifts alone), that
+# statistic is volatile: every day but the QUIET_DAYS that holds no incident is a decoy of it (the
+# day/night mix moves on ordinary days too: an evening campaign, a holiday morning, the weather).
+# Its ranking then orders the family's dates by how far they moved, so the budget has no
+# date-level allowance: an investigator takes the dates in that order and sweeps each incident's
+# related statistics, while a checklist that takes them loosely runs out of budget.
+SAME_STATISTIC_DECOYS: tuple[str, ...] = ("medium", "hard")
 # At most this many incidents of an episode show in several statistics (so that a window
 # crowded with incidents keeps its medians); the others show in one.
 MAX_MULTI_ROW_INCIDENTS = 6
@@ -148,8 +155,10 @@ MAX_ANOMALY_COUNT = 12
 # analysis/methods.py), a submission SUBMISSION_COST, an error or a refused call ERROR_COST.
 # The step budget of an episode is STEP_BUDGET_BASE + STEP_BUDGET_PER_INCIDENT x incidents
 # (more, STEP_BUDGET_DATE_LEVEL, for an incident of a family judged a whole date at a time,
-# in proportion to such families among those the scenario draws from) + STEP_BUDGET_PER_ROW x
-# expected rows: about 1.3x what the reference investigator needs on average. Where the row
+# in proportion to such families among those the scenario draws from; none for a scenario of
+# mix shifts alone on the SAME_STATISTIC_DECOYS difficulties)
+# + STEP_BUDGET_PER_ROW x expected rows: about 1.2-1.3x what the reference investigator needs
+# on average. Where the row
 # count is hidden it plays no part. The episode ends when the budget is spent.
 STEP_BUDGET_BASE: dict[str, int] = {"easy": 8, "medium": 6, "hard": 8}
 STEP_BUDGET_PER_INCIDENT: dict[str, int] = {"easy": 5, "medium": 7, "hard": 11}

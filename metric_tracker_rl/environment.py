@@ -85,6 +85,8 @@ def step_budget(difficulty: str, scenario_family: str, incidents: int, expected_
     where the difficulty hides it."""
     families = [f for f in FAMILIES if scenario_family in ("mixed", f.anomaly_type)]
     date_level = sum(not takes_entity(f.detection_method) for f in families) / len(families)
+    if difficulty in C.SAME_STATISTIC_DECOYS and len(families) == 1 and len(families[0].entity_names) == 1:
+        date_level = 0.0  # its ranking orders the dates of its one volatile statistic by how far they moved
     per_row = 0 if difficulty in C.HIDDEN_ROW_COUNT else C.STEP_BUDGET_PER_ROW[difficulty]
     per_incident = C.STEP_BUDGET_PER_INCIDENT[difficulty] + C.STEP_BUDGET_DATE_LEVEL[difficulty] * date_level
     return C.STEP_BUDGET_BASE[difficulty] + math.ceil(per_incident * incidents) + per_row * expected_rows

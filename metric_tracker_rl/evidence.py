@@ -13,6 +13,7 @@ reads the record (``Evidence.supports``, ``Evidence.gap``) and never changes it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from metric_tracker_rl.families import DETECTION_METHOD_BY_ENTITY_TYPE
@@ -77,8 +78,10 @@ class Evidence:
         return f"no earlier {method} call on {scope}"
 
 
+@cache
 def takes_entity(method: str) -> bool:
-    """Whether a detection method judges one (date, entity) rather than a whole date."""
+    """Whether a detection method judges one (date, entity) rather than a whole date (the
+    registry is fixed at import, so each answer is computed once)."""
     from metric_tracker_rl.analysis import REGISTRY  # the methods import this module's rule
 
     return "entity_name" in REGISTRY[method].args_model.model_fields

@@ -344,10 +344,12 @@ def _tuning(difficulty: str) -> np.ndarray:
 
 
 @cache
-def _limits(difficulty: str, anomalies: int) -> np.ndarray:
-    """Decoys (as many as the difficulty asks, leaving ``QUIET_DAYS`` days untouched), (day,
-    entity) tries per incident and refine rounds, for the kernel."""
-    decoys = max(0, min(C.DECOYS[difficulty], C.NUM_DAYS - anomalies - QUIET_DAYS))
+def _limits(difficulty: str, anomalies: int, one_statistic: bool) -> np.ndarray:
+    """Decoys (as many as the difficulty asks, or with ``one_statistic`` one on every free day,
+    leaving ``QUIET_DAYS`` days untouched), (day, entity) tries per incident and refine rounds,
+    for the kernel."""
+    free = C.NUM_DAYS - anomalies - QUIET_DAYS
+    decoys = max(0, free if one_statistic else min(C.DECOYS[difficulty], free))
     limits = np.array([decoys, PLACEMENT_TRIES, REFINE_ROUNDS], dtype=np.int64)
     limits.setflags(write=False)
     return limits
@@ -379,12 +381,23 @@ def _parameters(statistic: str, shape: str, value: float, start: int, length: in
 
 
 @lru_cache(maxsize=1024)
+def _one_statistic(anomaly_plan: tuple[str, ...]) -> bool:
+    """Whether every incident is of one family with one statistic (the hourly mix). On the
+    ``SAME_STATISTIC_DECOYS`` difficulties every decoy of such a plan is an ordinary day of that
+    statistic, one on every day that neither an incident nor ``QUIET_DAYS`` holds: traffic mix
+    moves on ordinary days too (an evening campaign, a holiday morning)."""
+    families = {FAMILY_BY_TYPE[t] for t in anomaly_plan}
+    return len(families) == 1 and len(next(iter(families)).entity_names) == 1
+
+
+@lru_cache(maxsize=1024)
 def _plan(
-    anomaly_plan: tuple[str, ...], shapes: tuple[str, ...], shared: tuple[bool, ...]
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    anomaly_plan: tuple[str, ...], shapes: tuple[str, ...], shared: tuple[bool, ...], one_statistic: bool
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The kernel's form of a plan: the anomalies' family ids, shape codes and shared-day
-    requests, and the families decoys may mimic (those of the plan, then all). Cached:
-    read-only."""
+    requests, and the families decoys may mimic: those of the plan (on entities no incident
+    uses), then, with ``one_statistic`` (``_one_statistic``), the plan's one family on its one
+    entity again, then all. Cached: read-only."""
     plan = (
         np.array([_FAMILY_ID[t] for t in anomaly_plan], dtype=np.int64),
         np.array([_SHAPE_CODE[k] for k in shapes], dtype=np.int64),
@@ -393,9 +406,10 @@ def _plan(
     in_play = np.array(
         [_FAMILY_ID[t] for t in dict.fromkeys(anomaly_plan) if t in DECOY_FAMILIES], dtype=np.int64
     )
-    for array in (*plan, in_play):
+    repeat = in_play if one_statistic else in_play[:0]
+    for array in (*plan, in_play, repeat):
         array.setflags(write=False)
-    return plan, (in_play, _ALL_DECOY_FAMILIES)
+    return plan, (in_play, repeat, _ALL_DECOY_FAMILIES)
 
 
 def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> GeneratedData | None:
@@ -405,7 +419,8 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
     or the final counts did not verify."""
     kernels = kernel_paths.current()  # compiled, or plain Python while a server prepares them
 
-    plan, decoy_pools = _plan(config.anomaly_plan, config.incident_shapes, config.shared_days)
+    one_statistic = config.difficulty in C.SAME_STATISTIC_DECOYS and _one_statistic(config.anomaly_plan)
+    plan, decoy_pools = _plan(config.anomaly_plan, config.incident_shapes, config.shared_days, one_statistic)
     outcome, hourly, tables, out = kernels.generate_episode(
         state_words(rng),
         ziggurat(),
@@ -417,7 +432,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
         COLUMNS,
         S.LAYOUT,
         _tuning(config.difficulty),
-        _limits(config.difficulty, len(config.anomaly_plan)),
+        _limits(config.difficulty, len(config.anomaly_plan), one_statistic),
         SEVERITY_CUTOFFS,
     )
     if outcome <= 0:

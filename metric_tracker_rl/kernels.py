@@ -829,19 +829,24 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
             f = opposite[plan_family[anomaly]]
             allowed = out[1][anomaly : anomaly + 1].copy()
         else:
-            # A decoy of a family in play, on an entity no incident uses yet.
+            # A decoy of a family in play, on an entity no incident uses yet (a family of the second
+            # pool, the one family in play when it has one entity, on that entity again).
             used = out[1][:slot]
             f, allowed = -1, np.empty(0, dtype=np.int64)
-            for pool in decoy_pools:
+            for p in range(len(decoy_pools)):
+                pool = decoy_pools[p]
                 options = np.empty(pool.size, dtype=np.int64)
                 option_count = 0
                 for g in pool:
-                    if _unused(entity_cols[g, : entity_count[g]], used).size:
+                    if p == 1 or _unused(entity_cols[g, : entity_count[g]], used).size:
                         options[option_count] = g
                         option_count += 1
                 if option_count:
                     f = options[int(next_double(rng) * option_count)]
-                    allowed = _unused(entity_cols[f, : entity_count[f]], used)
+                    if p == 1:
+                        allowed = entity_cols[f, : entity_count[f]].copy()
+                    else:
+                        allowed = _unused(entity_cols[f, : entity_count[f]], used)
                     break
             if f < 0:
                 return FAILED

@@ -418,6 +418,22 @@ def test_the_final_submission_is_always_possible():
 # --- budgets ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("difficulty", C.SAME_STATISTIC_DECOYS)
+def test_a_scenario_of_mix_shifts_alone_gets_no_date_level_allowance(difficulty):
+    """There every incident moves related statistics too, whose agreement points at it, so it
+    is budgeted like the families judged per entity; funnel breaks keep their allowance."""
+    budgets = {}
+    for family in ("hourly_traffic_mix_shift", "funnel_break"):
+        obs = MetricTrackerRlEnvironment().reset(
+            seed=17, scenario_family=family, difficulty=difficulty, anomaly_density="medium"
+        )
+        rows = obs.expected_row_count or 0  # hidden (None) on hard, where rows play no part
+        budgets[family] = obs.budget["max_steps"] - rows * C.STEP_BUDGET_PER_ROW[difficulty]
+    mix, funnel = budgets["hourly_traffic_mix_shift"], budgets["funnel_break"]
+    assert mix == C.STEP_BUDGET_BASE[difficulty] + 5 * C.STEP_BUDGET_PER_INCIDENT[difficulty]
+    assert funnel == mix + 5 * C.STEP_BUDGET_DATE_LEVEL[difficulty]
+
+
 @pytest.mark.parametrize("task_id", list(tasks.NAMED_TASKS))
 def test_the_default_budget_is_set_by_difficulty_incidents_and_rows(task_id):
     env = MetricTrackerRlEnvironment()
@@ -426,7 +442,7 @@ def test_the_default_budget_is_set_by_difficulty_incidents_and_rows(task_id):
     difficulty, incidents, rows = task.difficulty, len(task.anomaly_plan), task.anomaly_rows
     date_level = 3 / 7  # mixed: funnel breaks, mix shifts and impossible counts are judged a date at a time
     if task.scenario_family != "mixed":
-        date_level = float(task.scenario_family in ("funnel_break", "hourly_traffic_mix_shift"))
+        date_level = float(task.scenario_family in ("funnel_break", "instrumentation_data_quality_issue"))
     per_incident = C.STEP_BUDGET_PER_INCIDENT[difficulty] + C.STEP_BUDGET_DATE_LEVEL[difficulty] * date_level
     per_row = 0 if difficulty in C.HIDDEN_ROW_COUNT else C.STEP_BUDGET_PER_ROW[difficulty]
     want = C.STEP_BUDGET_BASE[difficulty] + math.ceil(per_incident * incidents) + per_row * rows

@@ -14,7 +14,7 @@ from metric_tracker_rl import statistics as S
 from metric_tracker_rl.config import resolve_config
 from metric_tracker_rl.episode import build_episode
 from metric_tracker_rl.families import FAMILIES
-from metric_tracker_rl.generator import cascade, clean_drivers, hours_last
+from metric_tracker_rl.generator import QUIET_DAYS, cascade, clean_drivers, hours_last
 
 APP_OPENS = C.EVENTS.index("app_opens")
 MENU_RATE = S.ENTITY_INDEX[("conversion_rate", "app_open_to_menu_open")]
@@ -167,3 +167,26 @@ def test_separation_shrinks_with_difficulty():
     for family in families:
         name = family.anomaly_type
         assert reach["easy"][name] > reach["hard"][name], (name, reach)
+
+
+@pytest.mark.parametrize("difficulty", C.DIFFICULTIES)
+def test_a_scenario_of_mix_shifts_alone_has_ordinary_mix_days_as_decoys_where_asked(difficulty):
+    """On SAME_STATISTIC_DECOYS difficulties the hourly mix of a mix-shift scenario is volatile:
+    every day but the incidents' and the quiet ones is a decoy of it, and flags nothing; elsewhere
+    only the twins beside the incidents are."""
+    mix = S.ENTITY_INDEX[("hourly_mix", C.HOURLY_MIX_ENTITY)]
+    for seed in range(6):
+        config = resolve_config(
+            seed=seed,
+            scenario_family="hourly_traffic_mix_shift",
+            difficulty=difficulty,
+            anomaly_density="low",
+        )
+        episode = build_episode(config)
+        on_mix = [d for d in episode.decoys if d.entity == mix]
+        assert not episode.flagged[[d.day for d in episode.decoys]].any()
+        if difficulty in C.SAME_STATISTIC_DECOYS:
+            free = C.NUM_DAYS - config.anomaly_count - QUIET_DAYS
+            assert len(on_mix) == len(episode.decoys) == free
+        else:
+            assert len(on_mix) == min(config.anomaly_count, C.DECOYS[difficulty])
