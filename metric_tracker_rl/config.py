@@ -257,7 +257,8 @@ def resolve_config(
     if injections:
         return EpisodeConfig(seed_value, family, level, count, density, end, task_id, (), injections)
     plan = anomaly_plan if anomaly_plan is not None else plan_anomalies(seed_value, family, count)
-    shapes, shared = plan_shapes(seed_value, level, plan)
     if incident_shapes is not None:  # a named task's fixed shapes
         shapes, shared = incident_shapes, shared_days or (False,) * len(plan)
+    else:
+        shapes, shared = plan_shapes(seed_value, level, plan)
     return EpisodeConfig(seed_value, family, level, count, density, end, task_id, plan, (), shapes, shared)

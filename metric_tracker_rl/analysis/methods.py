@@ -286,24 +286,30 @@ def list_suspicious_dates(episode: Episode, args: SuspiciousArgs) -> dict[str, A
         scores = np.where(np.equal(_ENTITY_TYPE_OF_COL, args.entity_type), scores, 0.0)
     top = scores.max(axis=1)
     order = np.argsort(-top, kind="stable")[: args.limit]
+    # Every listed date's strongest signals at once, as plain Python values.
+    chosen = scores[order]
+    cols = np.argsort(-chosen, axis=1, kind="stable")[:, :SIGNALS_PER_DATE]
+    picked = np.take_along_axis(chosen, cols, axis=1).tolist()
+    ups = (np.take_along_axis(episode.values[order], cols, axis=1) > episode.base[cols]).tolist()
     dates = []
-    for day in order:
-        cols = np.argsort(-scores[day], kind="stable")[:SIGNALS_PER_DATE]
+    for day, row, values, up, best in zip(
+        order.tolist(), cols.tolist(), picked, ups, top[order].tolist(), strict=True
+    ):
         signals = [
             {
-                "entity_type": S.ENTITIES[int(c)].entity_type,
-                "entity_name": S.ENTITIES[int(c)].entity_name,
-                "direction": "up" if episode.values[day, c] > episode.base[c] else "down",
-                "score": round(float(scores[day, c]), 1),
+                "entity_type": S.ENTITIES[c].entity_type,
+                "entity_name": S.ENTITIES[c].entity_name,
+                "direction": "up" if rises else "down",
+                "score": round(value, 1),
             }
-            for c in cols
-            if scores[day, c] > 0
+            for c, value, rises in zip(row, values, up, strict=True)
+            if value > 0
         ]
         dates.append(
             {
                 "date": episode.dates[day],
                 "weekday": episode.weekdays[day],
-                "score": round(float(top[day]), 1),
+                "score": round(best, 1),
                 "top_metric": signals[0]["entity_name"] if signals else None,
                 "signals": signals,
             }
