@@ -30,7 +30,7 @@ from metric_tracker_rl.arguments import RESET_ARGUMENTS, check_reset_arguments
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.episode import Episode, build_episode
 from metric_tracker_rl.evidence import EVIDENCE_RULE, Evidence, takes_entity
-from metric_tracker_rl.families import FAMILIES
+from metric_tracker_rl.families import FAMILIES, same_statistic_decoys
 from metric_tracker_rl.grading import ReportRubric, grade_submission
 from metric_tracker_rl.models import (
     MetricTrackerRlAction,
@@ -85,7 +85,7 @@ def step_budget(difficulty: str, scenario_family: str, incidents: int, expected_
     where the difficulty hides it."""
     families = [f for f in FAMILIES if scenario_family in ("mixed", f.anomaly_type)]
     date_level = sum(not takes_entity(f.detection_method) for f in families) / len(families)
-    if difficulty in C.SAME_STATISTIC_DECOYS and len(families) == 1 and len(families[0].entity_names) == 1:
+    if same_statistic_decoys(scenario_family, difficulty):
         date_level = 0.0  # its ranking orders the dates of its one volatile statistic by how far they moved
     per_row = 0 if difficulty in C.HIDDEN_ROW_COUNT else C.STEP_BUDGET_PER_ROW[difficulty]
     per_incident = C.STEP_BUDGET_PER_INCIDENT[difficulty] + C.STEP_BUDGET_DATE_LEVEL[difficulty] * date_level
@@ -203,30 +203,9 @@ class MetricTrackerRlEnvironment(
         if keep_episode is not False:
             return self._start_kept(arguments, keep_episode, episode_id)
         self._kept = None
-        given = (
-            seed,
-            scenario_family,
-            difficulty,
-            anomaly_density,
-            anomaly_count,
-            anomalies,
-            end_date,
-            split,
-        )
-        if task_id is None and index is None and all(v is None for v in given):
-            task_id = next(iter(NAMED_TASKS))
-        config = config_for(
-            task_id,
-            seed=seed,
-            scenario_family=scenario_family,
-            difficulty=difficulty,
-            anomaly_density=anomaly_density,
-            anomaly_count=anomaly_count,
-            anomalies=anomalies,
-            end_date=end_date,
-            split=split,
-            index=index,
-        )
+        if not arguments:
+            arguments["task_id"] = next(iter(NAMED_TASKS))
+        config = config_for(**arguments)
         self._episode = build_episode(config)
         self._episode_id = episode_id
         self._steps = self._actions = self._submissions = 0

@@ -87,9 +87,9 @@ class Episode:
         scale = np.maximum(C.MAD_TO_SIGMA * np.median(deviation, axis=0), floor)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(deviation > 0, deviation / scale, 0.0)
-        z = np.minimum(z, C.DISCOVERY_SCORE_CEILING[self.config.difficulty])
-        z[:, S.QUALITY_COLS] = np.where(self.values[:, S.QUALITY_COLS] > 0, np.inf, 0.0)
-        return np.minimum(z, C.MAX_DISCOVERY_SCORE)
+        z = np.minimum(z, min(C.DISCOVERY_SCORE_CEILING[self.config.difficulty], C.MAX_DISCOVERY_SCORE))
+        z[:, S.QUALITY_COLS] = np.where(self.values[:, S.QUALITY_COLS] > 0, C.MAX_DISCOVERY_SCORE, 0.0)
+        return z
 
     @cached_property
     def weekdays(self) -> tuple[str, ...]:
@@ -203,7 +203,7 @@ class Episode:
                 item["decoy_of"] = incident.anomaly_type
             else:
                 item["shape"] = incident.shape
-                item["rows"] = [self.row(incident.day, col)["entity_name"] for col in incident.rows]
+                item["rows"] = [S.ENTITIES[col].entity_name for col in incident.rows]
             schedule.append(item)
         return schedule
 

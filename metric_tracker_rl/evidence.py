@@ -52,9 +52,6 @@ class Evidence:
             evidence._answers[(row.detection_method, row.key)] = row.anomaly_type
         return evidence
 
-    def __len__(self) -> int:
-        return len(self._answers)
-
     def supports(self, row: AnomalyRow) -> bool:
         """Whether the row's detection method flagged its (date, entity) in this episode."""
         return self._answers.get((row.detection_method, row.key), NORMAL) != NORMAL

@@ -147,6 +147,16 @@ def opposite(family: Family) -> Family:
 
 
 DETECTION_METHOD_BY_ENTITY_TYPE: dict[str, str] = {f.entity_type: f.detection_method for f in FAMILIES}
+
+
+def same_statistic_decoys(scenario_family: str, difficulty: str) -> bool:
+    """Whether a scenario's one statistic is volatile (``SAME_STATISTIC_DECOYS``): a scenario of
+    one family with one entity (mix shifts alone) on those difficulties, whose every decoy is a
+    day of that statistic and whose budget has no date-level allowance."""
+    family = FAMILY_BY_TYPE.get(scenario_family)
+    return difficulty in C.SAME_STATISTIC_DECOYS and family is not None and len(family.entity_names) == 1
+
+
 SCENARIO_FAMILIES: tuple[str, ...] = ("mixed", *ANOMALY_TYPES)
 
 
@@ -155,31 +165,6 @@ SCENARIO_FAMILIES: tuple[str, ...] = ("mixed", *ANOMALY_TYPES)
 # in several at once. Every statistic it moves across its threshold is an expected row.
 Shape = Literal["single", "cascade", "partial_load", "double_firing", "outage", "bot_traffic"]
 SHAPES: tuple[Shape, ...] = get_args(Shape)  # in this order everywhere (the kernel's codes)
-SHAPE_DESCRIPTIONS: dict[str, str] = {
-    "single": "One statistic crosses its threshold; everything related stays inside.",
-    "cascade": (
-        "A checkout or payment step converts far worse (or better) all day: the step's rate, the "
-        "end-to-end rates through it and the counts of every later event cross together."
-    ),
-    "partial_load": (
-        "A partial (or duplicated) data load: every event's daily count moves by the same factor "
-        "while the conversion rates stay flat."
-    ),
-    "double_firing": (
-        "A tracking bug logs an event twice for a block of hours: impossible counts (the event above "
-        "its predecessor), a count spike, a spike of the rate into the event, a drop of the rate out "
-        "of it, and the end-to-end rate that ends at it."
-    ),
-    "outage": (
-        "A release breaks a checkout or payment step for several hours and the users do not come "
-        "back: the hourly step rate collapses, and the day's step rate, the end-to-end rates through "
-        "it and the counts of every later event drop."
-    ),
-    "bot_traffic": (
-        "Traffic that never converts (bots, a crawler) arrives at night (or in the daytime): the "
-        "daytime share of app opens moves, app opens spike, and the rates out of app opens drop."
-    ),
-}
 # The shape an incident of each family takes when it shows in several statistics.
 MULTI_ROW_SHAPES: dict[str, Shape] = {
     "rate_drop_from_median": "cascade",

@@ -44,6 +44,7 @@ from metric_tracker_rl.families import (
     SHAPES,
     STATISTIC_KINDS,
     opposite,
+    same_statistic_decoys,
 )
 
 MAX_ATTEMPTS = 64  # whole-episode re-draws before giving up (never reached in tests)
@@ -381,23 +382,13 @@ def _parameters(statistic: str, shape: str, value: float, start: int, length: in
 
 
 @lru_cache(maxsize=1024)
-def _one_statistic(anomaly_plan: tuple[str, ...]) -> bool:
-    """Whether every incident is of one family with one statistic (the hourly mix). On the
-    ``SAME_STATISTIC_DECOYS`` difficulties every decoy of such a plan is an ordinary day of that
-    statistic, one on every day that neither an incident nor ``QUIET_DAYS`` holds: traffic mix
-    moves on ordinary days too (an evening campaign, a holiday morning)."""
-    families = {FAMILY_BY_TYPE[t] for t in anomaly_plan}
-    return len(families) == 1 and len(next(iter(families)).entity_names) == 1
-
-
-@lru_cache(maxsize=1024)
 def _plan(
     anomaly_plan: tuple[str, ...], shapes: tuple[str, ...], shared: tuple[bool, ...], one_statistic: bool
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The kernel's form of a plan: the anomalies' family ids, shape codes and shared-day
     requests, and the families decoys may mimic: those of the plan (on entities no incident
-    uses), then, with ``one_statistic`` (``_one_statistic``), the plan's one family on its one
-    entity again, then all. Cached: read-only."""
+    uses), then, with ``one_statistic`` (``families.same_statistic_decoys``), the plan's one
+    family on its one entity again, then all. Cached: read-only."""
     plan = (
         np.array([_FAMILY_ID[t] for t in anomaly_plan], dtype=np.int64),
         np.array([_SHAPE_CODE[k] for k in shapes], dtype=np.int64),
@@ -419,7 +410,7 @@ def place(config: EpisodeConfig, rng: np.random.Generator, attempt: int) -> Gene
     or the final counts did not verify."""
     kernels = kernel_paths.current()  # compiled, or plain Python while a server prepares them
 
-    one_statistic = config.difficulty in C.SAME_STATISTIC_DECOYS and _one_statistic(config.anomaly_plan)
+    one_statistic = same_statistic_decoys(config.scenario_family, config.difficulty)
     plan, decoy_pools = _plan(config.anomaly_plan, config.incident_shapes, config.shared_days, one_statistic)
     outcome, hourly, tables, out = kernels.generate_episode(
         state_words(rng),

@@ -665,8 +665,6 @@ def place_one(rng, kind, shape, direction, decoy, allowed, free, earlier, contex
     for _ in range(tries):
         day = free_days[int(next_double(rng) * free_count)]
         col = allowed[int(next_double(rng) * allowed.size)]
-        _take_day(counts, day, saved_counts)
-        _copy(values[day], saved_values)
         overlap = False
         for c in range(wanted.size):
             own = not decoy and signatures[shape, col, c]
@@ -674,6 +672,8 @@ def place_one(rng, kind, shape, direction, decoy, allowed, free, earlier, contex
             wanted[c] = earlier[day, c] or own
         if overlap:
             continue  # a row of an incident already on the day: another (day, entity)
+        _take_day(counts, day, saved_counts)
+        _copy(values[day], saved_values)
         for _k in range(candidates):
             value, start, length = propose(
                 rng, kind, shape, direction, decoy, col, day, state, base, columns, layout, tuning, change
@@ -788,10 +788,10 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
     work = _work(days, hours, steps_n, entities)
     context = (signatures, state, families, columns, layout, tuning, tries, out, work)
     base, bounds = work[0], work[1]  # each use reads the medians afresh
-    expected = np.zeros(values.shape, dtype=np.bool_)
+    earlier = np.zeros(values.shape, dtype=np.bool_)  # the rows of the incidents placed so far
     sort_columns(values, state[5])
     sorted_baselines(state[5], base, layout)
-    if not _window_holds(values, base, bounds, expected, columns, margin, min_excess):
+    if not _window_holds(values, base, bounds, earlier, columns, margin, min_excess):
         return NOISY
     anomalies = plan_family.size
     total = anomalies + decoys
@@ -805,7 +805,6 @@ def place_episode(rng, state, plan, families, signatures, decoy_pools, columns, 
     )
     family, is_decoy, shape = out[5], out[6], out[7]
     free = np.ones(days, dtype=np.bool_)
-    earlier = np.zeros(values.shape, dtype=np.bool_)  # the rows of the incidents placed so far
     twins = np.empty(anomalies, dtype=np.int64)
     twin_count = 0
     for s in range(anomalies):
