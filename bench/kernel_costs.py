@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import httpx
 from machine import machine  # bench/machine.py (the script's folder is on sys.path)
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from serve import free_port  # bench/serve.py
 
 import metric_tracker_rl
 
@@ -100,9 +100,7 @@ SERVE_TIMEOUT_S = 900.0  # a first reset that waits for a compile on a slow mach
 def first_episode_served(cache_dir: str) -> dict[str, float]:
     """Seconds from starting ``metric-tracker serve`` (web debugger on, this Numba cache folder)
     to its first healthy ``/health``, and from there to the answer of the first reset."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "ENABLE_WEB_INTERFACE": "1"}
     command = [sys.executable, "-m", "metric_tracker_rl.cli", "serve", "--host", "127.0.0.1"]

@@ -36,6 +36,7 @@ from typing import Any
 from machine import machine  # bench/machine.py (the script's folder is on sys.path)
 from rich.console import Console
 from rich.table import Table
+from serve import proc_cpu_s, proc_status  # bench/serve.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -46,6 +47,7 @@ from metric_tracker_rl.evaluation import run_evaluation  # noqa: E402
 from metric_tracker_rl.integrations.dataset import train_configs  # noqa: E402
 from metric_tracker_rl.models import MetricTrackerRlAction  # noqa: E402
 from metric_tracker_rl.serving import raise_open_files_limit  # noqa: E402
+from metric_tracker_rl.tasks import CELLS  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "scale.json"
 OPEN_AT_ONCE = 128  # sessions connecting at the same moment (a trainer's burst, bounded)
@@ -54,20 +56,16 @@ OPEN_AT_ONCE = 128  # sessions connecting at the same moment (a trainer's burst,
 def group_cpu_s(groups: list[int]) -> float:
     """CPU seconds (user + system) used so far by every process of these process groups (a
     server, its workers, nginx and its workers)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    seconds = 0.0
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            in_groups = os.getpgid(pid) in groups
         except OSError:
             continue  # the process ended meanwhile
-        if int(fields[2]) in groups:  # pgrp
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmRSS:")[1].split()[0])
+        if in_groups:
+            seconds += proc_cpu_s(pid) or 0.0
+    return seconds
 
 
 async def hold_sessions(url: str, count: int, episode: bool = True) -> dict[str, Any]:
@@ -127,7 +125,7 @@ def sessions_and_episodes(url: str, args: argparse.Namespace, groups: list[int])
 
     figures = asyncio.run(sessions_phase())
     time.sleep(1.0)  # the servers close the sessions
-    configs = train_configs(-(-args.episodes // 72))[: args.episodes]
+    configs = train_configs(-(-args.episodes // len(CELLS)))[: args.episodes]  # per cell, rounded up
     shares = [configs[k :: args.clients] for k in range(args.clients)]
     with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
         pool.starmap(_play, [(url, share[:1], 1) for share in shares])  # each client's imports, first
@@ -189,10 +187,10 @@ def memory_per_session(folder: Path, probe: int) -> dict[str, Any]:
             await close_all(warm.pop("clients"))
             await asyncio.sleep(1.0)
             for name, episode in (("idle", False), ("with_episode", True)):
-                before = rss_kb(pid)
+                before = proc_status(pid)["VmRSS"]
                 held = await hold_sessions(server.url, probe, episode=episode)
                 await asyncio.sleep(1.0)
-                after = rss_kb(pid)
+                after = proc_status(pid)["VmRSS"]
                 clients = held.pop("clients")
                 figures[name] = held | {
                     "rss_before_mb": round(before / 1024, 1),

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.agents import AGENTS, WITHOUT_EVIDENCE
+from metric_tracker_rl.agents import AGENTS, SHORTCUT_CEILING, WITHOUT_EVIDENCE
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.evidence import Evidence
 from metric_tracker_rl.families import SCENARIO_FAMILIES
@@ -62,7 +62,6 @@ LADDER = (4, 8, 16, 32)
 CURVE_BUDGETS = (4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
 ROLLOUTS = 8
 
-SHORTCUT_CEILING = 0.3  # the most a recipe that never calls a row's detection method may score
 # name -> (agent factory, step budget or None for the default)
 TRIVIAL = ("empty", "mass", "random", "scripted")
 BRUTE_FORCE = ("date_scan", "detector_scan")  # call detection methods on every date, budget allowing
@@ -84,7 +83,6 @@ SHORTCUTS = tuple(
     if name not in (*TRIVIAL, *BRUTE_FORCE, "playbook") and not name.startswith("solver")
 )
 STOCHASTIC = ("explorer", "playbook_stochastic")  # played ROLLOUTS times per config
-RULES = ("evidence", "keys")
 
 
 def train_configs() -> list[dict[str, Any]]:
@@ -138,6 +136,7 @@ ENVIRONMENTS: dict[str, type[MetricTrackerRlEnvironment]] = {
     "evidence": MetricTrackerRlEnvironment,
     "keys": KeysRuleEnvironment,
 }
+RULES = tuple(ENVIRONMENTS)
 
 
 def play(
@@ -186,8 +185,13 @@ def _means(by: dict[str, list[float]]) -> dict[str, float]:
     return means
 
 
-def budget_curve(configs: list[dict[str, Any]], table: dict[str, dict[str, float]]) -> str:
-    """The solver's mean score against its budget, per difficulty, as an SVG line chart."""
+def budget_curve(
+    configs: list[dict[str, Any]],
+    table: dict[str, dict[str, float]],
+    environment: type[MetricTrackerRlEnvironment] = MetricTrackerRlEnvironment,
+) -> str:
+    """The solver's mean score against its budget, per difficulty, as an SVG line chart (graded
+    by ``environment``'s rule, as the table was)."""
     from svg_chart import Chart, Series
 
     chart = Chart(
@@ -199,7 +203,7 @@ def budget_curve(configs: list[dict[str, Any]], table: dict[str, dict[str, float
     for difficulty in C.DIFFICULTIES:
         chosen = [c for c in configs if difficulty_of(c) == difficulty]
         points = [
-            (budget, statistics.fmean(play(AGENTS["solver"](), c, budget) for c in chosen))
+            (budget, statistics.fmean(play(AGENTS["solver"](), c, budget, environment) for c in chosen))
             for budget in CURVE_BUDGETS
         ]
         chart.series.append(Series(f"solver, {difficulty}", [(b, round(m, 4)) for b, m in points]))
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(table, difficulties))
         report["sets"][set_name] = {"configs": len(configs), "table": table}
         if args.curve and set_name == args.sets[0]:
-            Path(args.curve).write_text(budget_curve(configs, table), encoding="utf-8")
+            Path(args.curve).write_text(budget_curve(configs, table, environment), encoding="utf-8")
             print(f"wrote {args.curve}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.json)

@@ -137,14 +137,14 @@ class Journal:
     """Finished episodes, one JSON line each, appended as they finish (``PATH.partial.jsonl``
     beside a report at PATH), after a first line with the run's date. ``resume=True`` keeps
     the lines already there, and the run skips the episodes they hold and keeps their date;
-    otherwise the journal starts empty, dated ``date`` (default: today). A failed episode is
-    written too, but a resumed run plays it again."""
+    otherwise the journal starts empty, dated today. A failed episode is written too, but a
+    resumed run plays it again."""
 
-    def __init__(self, path: str | Path, *, resume: bool = False, date: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, resume: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: dict[str, dict[str, Any]] = {}
-        self.date = date or run_date()
+        self.date = run_date()
         if resume and self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:

@@ -136,10 +136,11 @@ def _reports(path: Path) -> list[dict[str, Any]]:
 @cache
 def _resolved(config: str) -> tuple[str, str]:
     """An episode config's (difficulty, scenario family), as a reset resolves it."""
+    from metric_tracker_rl.arguments import OPENENV_RESET_ARGUMENTS
     from metric_tracker_rl.config import ConfigError
     from metric_tracker_rl.tasks import config_for
 
-    arguments = {k: v for k, v in json.loads(config).items() if k != "episode_id"}
+    arguments = {k: v for k, v in json.loads(config).items() if k not in OPENENV_RESET_ARGUMENTS}
     try:
         resolved = config_for(**arguments)
     except (ConfigError, TypeError):

@@ -16,7 +16,7 @@ import pytest
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import tasks
-from metric_tracker_rl.agents import AGENTS, WITHOUT_EVIDENCE
+from metric_tracker_rl.agents import AGENTS, SHORTCUT_CEILING, WITHOUT_EVIDENCE
 from metric_tracker_rl.agents.shortcuts import ExplorerAgent
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.families import SCENARIO_FAMILIES
@@ -39,7 +39,6 @@ EASY = [
     for i, family in enumerate(SCENARIO_FAMILIES)
 ]
 NAMED_AND_EVAL = [{"task_id": t} for t in tasks.NAMED_TASKS] + [dict(c) for c in tasks.EVAL_SPLIT]
-SHORTCUT_CEILING = 0.3
 
 
 def difficulty_of(config: dict[str, Any]) -> str:

@@ -40,7 +40,8 @@ SHORTCUTS = (
 )
 AGENTS = {a.name: a for a in (*BASELINES, *SHORTCUTS)}
 # Recipes that never call the detection method of a row they report: only evidence earns
-# credit, so none may score well (bench/validity.py, tests/test_investigation.py).
+# credit, so none may score above SHORTCUT_CEILING (bench/validity.py, tests/test_investigation.py).
+SHORTCUT_CEILING = 0.3
 WITHOUT_EVIDENCE = (
     "mass",
     "random",
@@ -55,4 +56,4 @@ WITHOUT_EVIDENCE = (
     "hint_guess",
 )
 
-__all__ = ["AGENTS", "WITHOUT_EVIDENCE", "Agent", "ClientHandle", "EnvHandle"]
+__all__ = ["AGENTS", "SHORTCUT_CEILING", "WITHOUT_EVIDENCE", "Agent", "ClientHandle", "EnvHandle"]

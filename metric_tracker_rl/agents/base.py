@@ -3,8 +3,10 @@ and return the final observation. The same agents run in process and against a s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
+from metric_tracker_rl import constants as C
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 
 
@@ -33,6 +35,17 @@ class ClientHandle:
 
     def step(self, action: MetricTrackerRlAction) -> MetricTrackerRlObservation:
         return self.client.step(action).observation
+
+
+def analysis_left(budget: Mapping[str, Any], steps_left: int | None = None) -> int:
+    """Units analysis may still spend: the budget's ``analysis_steps_left``, or where it is
+    missing, the steps left (``steps_left``, else the budget's ``max_steps - steps_used``) less
+    the report's unit (``C.SUBMISSION_COST``), as the environment counts them."""
+    if "analysis_steps_left" in budget:
+        return int(budget["analysis_steps_left"])
+    if steps_left is None:
+        steps_left = int(budget["max_steps"]) - int(budget["steps_used"])
+    return max(steps_left - C.SUBMISSION_COST, 0)
 
 
 def analysis(env: EnvHandle, method: str, **args: Any) -> dict[str, Any]:

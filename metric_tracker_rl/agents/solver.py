@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from metric_tracker_rl import constants as C
-from metric_tracker_rl.agents.base import EnvHandle, analysis
+from metric_tracker_rl.agents.base import EnvHandle, analysis, analysis_left
 from metric_tracker_rl.families import FAMILY_BY_TYPE, Family
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
 from metric_tracker_rl.rows import ROW_FIELDS, row_key
@@ -81,8 +81,7 @@ class _Investigation:
     def __init__(self, env: EnvHandle, first: MetricTrackerRlObservation) -> None:
         self.env = env
         self.costs = {m["name"]: m["cost"] for m in first.available_methods}
-        budget = first.budget
-        self.left = budget.get("analysis_steps_left", budget["max_steps"] - budget["steps_used"] - 1)
+        self.left = analysis_left(first.budget)
         self.wanted = first.expected_row_count  # None where the difficulty hides it
         self.incidents = int(first.config.get("anomaly_count") or 0)
         self.thresholds: dict[str, float] | None = None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from metric_tracker_rl.agents.base import EnvHandle
+from metric_tracker_rl.agents.base import EnvHandle, analysis_left
 from metric_tracker_rl.analysis import REGISTRY
 from metric_tracker_rl.arguments import SUBMIT_ARGUMENTS
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
@@ -212,10 +212,7 @@ class ToolTurns:
 
     def analysis_left(self) -> int:
         """Units analysis may still spend: the environment keeps the last one for the report."""
-        budget = self.last.budget
-        if "analysis_steps_left" in budget:
-            return int(budget["analysis_steps_left"])
-        return max(self.steps_left() - 1, 0)
+        return analysis_left(self.last.budget, self.steps_left())
 
     # --- one tool call ----------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from metric_tracker_rl.cli.common import CliError
+from metric_tracker_rl.cli.common import CliError, command_group
 
-app = typer.Typer()
+app = command_group()
 
 
 @app.command("report")

@@ -60,8 +60,9 @@ class MetricTrackerToolEnv:
             raise ValueError("give base_url (one server) or urls (several), not both")
         if urls is not None and (isinstance(urls, str) or not urls):
             raise ValueError(f"urls must be a non-empty list of server URLs, got {urls!r}")
-        self.base_url = base_url
-        self.urls = list(urls) if urls is not None else None if base_url is None else [base_url]
+        if base_url is not None:
+            urls = [base_url]
+        self.urls = None if urls is None else list(urls)
         self.max_result_chars = max_result_chars
         self.turns: ToolTurns | None = None
         self.resets = 0

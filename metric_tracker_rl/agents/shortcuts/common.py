@@ -10,9 +10,11 @@ import numpy as np
 
 from metric_tracker_rl import constants as C
 from metric_tracker_rl import statistics as S
-from metric_tracker_rl.agents.base import EnvHandle
+from metric_tracker_rl.agents.base import EnvHandle, analysis_left
+from metric_tracker_rl.evidence import takes_entity
 from metric_tracker_rl.families import FAMILIES, family_for
 from metric_tracker_rl.models import MetricTrackerRlAction, MetricTrackerRlObservation
+from metric_tracker_rl.rows import ROW_FIELDS
 
 # A feedback line that names a row the grader gives nothing for, with its key.
 UNPAID_ROW_ISSUE = re.compile(r"^row (\d+) \(([^)]*)\): (?:extra row|unsupported)")
@@ -31,10 +33,7 @@ class Session:
     @property
     def left(self) -> int:
         """Units left for analysis (the environment keeps the report's unit)."""
-        budget = self.last.budget
-        if "analysis_steps_left" in budget:
-            return int(budget["analysis_steps_left"])
-        return int(budget["max_steps"]) - int(budget["steps_used"]) - C.SUBMISSION_COST
+        return analysis_left(self.last.budget)
 
     def affords(self, method: str, rows: int = 0) -> bool:
         cost, per_row = self.costs[method]
@@ -72,7 +71,10 @@ def severity(entity_type: str, baseline: float, observed: float, threshold: floa
     if entity_type == "data_quality":
         return "low"  # needs the predecessor's count; a scanner guesses
     relative = entity_type in ("event_count", "funnel_step")
-    ratio = delta / (abs(baseline) * threshold) if relative else delta / threshold
+    scale = abs(baseline) * threshold if relative else threshold
+    if scale <= 0:
+        return C.SEVERITY_LEVELS[0]  # no baseline fetched (a budget too small): a guess
+    ratio = delta / scale
     level = int(np.searchsorted(np.array(C.SEVERITY_RATIO_CUTOFFS), ratio, side="right")) - 1
     return C.SEVERITY_LEVELS[min(max(level, 0), len(C.SEVERITY_LEVELS) - 1)]
 
@@ -94,8 +96,54 @@ def local_row(date: str, entity: S.Entity, baseline: float, observed: float, thr
     }
 
 
-def any_family(entity_type: str) -> str:
-    return next(f.anomaly_type for f in FAMILIES if f.entity_type == entity_type)
+def daily_rows(
+    date: str,
+    day: dict[str, Any],
+    thresholds: dict[str, float],
+    entity_type: str | None = None,
+) -> list[dict[str, Any]]:
+    """The rows the public rule flags among the daily counts and rates of a ``rows_for_date``
+    view (of one entity type, if given), against the view's medians, in the view's order."""
+    observed = {**day.get("counts", {}), **day.get("rates_pct", {})}
+    medians = {**day.get("median_counts", {}), **day.get("median_rates_pct", {})}
+    rows = []
+    for name, value in observed.items():
+        entity = ENTITY_BY_NAME[name]
+        if entity_type is not None and entity.entity_type != entity_type:
+            continue
+        if S.public_flag(entity.entity_type, medians[name], value, thresholds[name]):
+            rows.append(local_row(date, entity, medians[name], value, thresholds[name]))
+    return rows
+
+
+def flagged_answers(session: Session, method: str, date: str, entity_name: str) -> list[dict[str, Any]]:
+    """A signal's detection method called on its date (and entity, for a method that judges
+    one): the answers that flag a row, as rows."""
+    args = {"date": date}
+    if takes_entity(method):
+        args["entity_name"] = entity_name
+    result = session.call(method, **args) or {}
+    return [
+        {k: a[k] for k in ROW_FIELDS}
+        for a in result.get("assessments", [result])
+        if a.get("anomaly_type", "normal") != "normal"
+    ]
+
+
+def median_of(session: Session, name: str, medians: dict[str, float]) -> float:
+    """A metric's window median from ``get_metric_median``, fetched once into ``medians`` while
+    the budget allows; 0.0 where it was not fetched or not answered."""
+    if name not in medians and session.affords("get_metric_median"):
+        answer = session.call("get_metric_median", metric_name=name) or {}
+        medians[name] = float(answer.get("median", 0.0))
+    return medians.get(name, 0.0)
+
+
+def guessed_row(date: str, entity: S.Entity, direction: str, baseline: float) -> dict:
+    """An unconfirmed signal as a row: the baseline, and an observed value a quarter of it (at
+    least 1) away in the signal's direction."""
+    step = 1.0 if direction == "up" else -1.0
+    return local_row(date, entity, baseline, baseline + step * max(abs(baseline) * 0.25, 1.0), 1.0)
 
 
 def calibrated_multiplier(entity: S.Entity, threshold: float, median: float, spread: float) -> float:

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents.base import EnvHandle
-from metric_tracker_rl.agents.shortcuts.common import Session, any_family
-from metric_tracker_rl.families import FAMILY_BY_TYPE
+from metric_tracker_rl.agents.shortcuts.common import Session, flagged_answers
+from metric_tracker_rl.families import DETECTION_METHOD_BY_ENTITY_TYPE
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.rows import ROW_FIELDS, row_key
+from metric_tracker_rl.rows import row_key
 
 
 class ExplorerAgent:
@@ -39,15 +39,10 @@ class ExplorerAgent:
         confirmed: dict[str, dict[str, Any]] = {}
         for index in order:
             date, signal = signals[int(index)]
-            method = FAMILY_BY_TYPE[any_family(signal["entity_type"])].detection_method
+            method = DETECTION_METHOD_BY_ENTITY_TYPE[signal["entity_type"]]
             if spent + session.costs[method][0] > stop_at or not session.affords(method):
                 continue
             spent += session.costs[method][0]
-            if method.startswith("compare_"):
-                answers = [session.call(method, date=date, entity_name=signal["entity_name"]) or {}]
-            else:
-                answers = (session.call(method, date=date) or {}).get("assessments", [])
-            for answer in answers:
-                if answer.get("anomaly_type", "normal") != "normal":
-                    confirmed[row_key(answer)] = {k: answer[k] for k in ROW_FIELDS}
+            for row in flagged_answers(session, method, date, signal["entity_name"]):
+                confirmed[row_key(row)] = row
         return session.submit(list(confirmed.values()))

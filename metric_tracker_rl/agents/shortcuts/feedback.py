@@ -25,8 +25,9 @@ from metric_tracker_rl.agents.shortcuts.common import (
     UNPAID_ROW_ISSUE,
     Session,
     family_generators,
-    local_row,
+    guessed_row,
     lowest_threshold,
+    median_of,
     ranked_signals,
     rows_wanted,
 )
@@ -109,9 +110,7 @@ class FieldProbeAgent:
                 break
         medians: dict[str, float] = {}
         for entity, _, _ in candidates.values():
-            if entity.entity_name not in medians and session.affords("get_metric_median"):
-                answer = session.call("get_metric_median", metric_name=entity.entity_name) or {}
-                medians[entity.entity_name] = float(answer.get("median", 0.0))
+            median_of(session, entity.entity_name, medians)
         cells = [(date, *candidate) for (date, _), candidate in candidates.items()]
         patterns = self._design(len(cells), rows_wanted(first))
         counts = []
@@ -132,8 +131,7 @@ class FieldProbeAgent:
     def _row(self, cell: tuple, medians: dict[str, float], right: Any = (True, True, True)) -> dict:
         date, entity, family, direction = cell
         baseline = medians.get(entity.entity_name, 0.0)
-        observed = baseline + (1.0 if direction == "up" else -1.0) * max(abs(baseline) * 0.25, 1.0)
-        row = local_row(date, entity, baseline, observed, 1.0)
+        row = guessed_row(date, entity, direction, baseline)
         type_right, method_right, baseline_right = (bool(x) for x in right)
         if not type_right:
             row["anomaly_type"] = next(f.anomaly_type for f in FAMILIES if f is not family)

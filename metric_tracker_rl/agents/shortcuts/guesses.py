@@ -16,7 +16,9 @@ from metric_tracker_rl.agents.shortcuts.common import (
     ENTITY_BY_NAME,
     Session,
     calibrated_multiplier,
-    local_row,
+    guessed_row,
+    median_of,
+    ranked_signals,
     rows_wanted,
 )
 from metric_tracker_rl.families import FAMILIES, FAMILY_BY_TYPE
@@ -36,34 +38,18 @@ class HintGuessAgent:
         first = env.reset(**config)
         session = Session(env, first)
         family = FAMILY_BY_TYPE.get(str(first.config.get("scenario_family")))
-        ranking = (
-            session.call(
-                "list_suspicious_dates",
-                limit=int(first.config["num_days"]),
-                entity_type=family.entity_type if family is not None else None,
-            )
-            or {}
-        )
-        signals = sorted(
-            ((item["date"], s) for item in ranking.get("dates", []) for s in item["signals"]),
-            key=lambda pair: -pair[1]["score"],
-        )
+        signals = ranked_signals(session, family.entity_type if family is not None else None)
+        wanted = rows_wanted(first)
         rows: dict[str, dict[str, Any]] = {}
         medians: dict[str, float] = {}
         for date, signal in signals:
-            if len(rows) >= rows_wanted(first):
+            if len(rows) >= wanted:
                 break
-            entity = next(e for e in S.ENTITIES if e.entity_name == signal["entity_name"])
+            entity = ENTITY_BY_NAME[signal["entity_name"]]
             if entity.entity_type == "funnel_step" and signal["direction"] == "up":
                 continue
-            name = entity.entity_name
-            if name not in medians and session.affords("get_metric_median"):
-                medians[name] = float(
-                    (session.call("get_metric_median", metric_name=name) or {}).get("median", 0.0)
-                )
-            baseline = medians.get(name, 0.0)
-            step = 1.0 if signal["direction"] == "up" else -1.0
-            guess = local_row(date, entity, baseline, baseline + step * max(abs(baseline) * 0.25, 1.0), 1.0)
+            baseline = median_of(session, entity.entity_name, medians)
+            guess = guessed_row(date, entity, signal["direction"], baseline)
             rows[row_key(guess)] = guess
         return session.submit(list(rows.values()))
 
@@ -89,7 +75,7 @@ class CalibratedPayloadAgent:
             if "std_dev_from_median" not in stats:
                 continue
             multiplier = calibrated_multiplier(
-                ENTITY_BY_NAME[entity.entity_name],
+                entity,
                 thresholds.get(entity.entity_name, 0.0),
                 stats["median"],
                 stats["std_dev_from_median"],

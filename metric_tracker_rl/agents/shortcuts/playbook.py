@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from metric_tracker_rl.agents.base import EnvHandle
-from metric_tracker_rl.agents.shortcuts.common import Session
-from metric_tracker_rl.evidence import takes_entity
+from metric_tracker_rl.agents.shortcuts.common import Session, flagged_answers
 from metric_tracker_rl.families import DETECTION_METHOD_BY_ENTITY_TYPE, FAMILY_BY_TYPE
 from metric_tracker_rl.models import MetricTrackerRlObservation
-from metric_tracker_rl.rows import ROW_FIELDS, row_key
+from metric_tracker_rl.rows import row_key
 
 SOFTMAX_TEMPERATURE = 2.0  # in robust standard deviations of the ranking's scores
 
@@ -49,17 +48,9 @@ class PlaybookAgent:
                 method = DETECTION_METHOD_BY_ENTITY_TYPE[signal["entity_type"]]
                 if not session.affords(method):
                     break
-                args = {"date": item["date"]}
-                if takes_entity(method):
-                    args["entity_name"] = signal["entity_name"]
-                result = session.call(method, **args) or {}
-                flagged = [
-                    a
-                    for a in result.get("assessments", [result])
-                    if a.get("anomaly_type", "normal") != "normal"
-                ]
+                flagged = flagged_answers(session, method, item["date"], signal["entity_name"])
                 if flagged:
-                    rows.update((row_key(a), {k: a[k] for k in ROW_FIELDS}) for a in flagged)
+                    rows.update((row_key(row), row) for row in flagged)
                     break  # this date is explained: on to the next
         return session.submit(list(rows.values()))
 

@@ -26,6 +26,7 @@ from metric_tracker_rl.agents.shortcuts.common import (
     ENTITY_BY_NAME,
     Session,
     calibrated_multiplier,
+    daily_rows,
     local_row,
     lowest_threshold,
     ranked_signals,
@@ -57,11 +58,7 @@ class DumpAndFilterAgent:
         thresholds = overview.get("thresholds", {})
         order = list(thresholds)
         if self.ranked:
-            ranking = session.call("list_suspicious_dates", limit=int(session.first.config["num_days"])) or {}
-            signals = sorted(
-                (s for item in ranking.get("dates", []) for s in item["signals"]), key=lambda s: -s["score"]
-            )
-            order = list(dict.fromkeys(s["entity_name"] for s in signals)) + order
+            order = list(dict.fromkeys(s["entity_name"] for _, s in ranked_signals(session))) + order
         kept: dict[str, dict[str, Any]] = {}
         for name in dict.fromkeys(order):
             if not session.affords(self.generator, rows=1):
@@ -136,15 +133,7 @@ class DetectorScanAgent:
                 break
             result = session.call(method, date=date) or {}
             if method == DAILY_VIEW:
-                observed = {**result.get("counts", {}), **result.get("rates_pct", {})}
-                medians = {**result.get("median_counts", {}), **result.get("median_rates_pct", {})}
-                for entity in S.ENTITIES:
-                    name = entity.entity_name
-                    if entity.entity_type != entity_type or name not in observed:
-                        continue
-                    if S.public_flag(entity_type, medians[name], observed[name], thresholds[name]):
-                        row = local_row(date, entity, medians[name], observed[name], thresholds[name])
-                        rows[row_key(row)] = row
+                rows.update((row_key(row), row) for row in daily_rows(date, result, thresholds, entity_type))
             for answer in result.get("assessments", []):
                 if answer["anomaly_type"] != "normal":
                     rows[row_key(answer)] = {k: answer[k] for k in ROW_FIELDS}
@@ -166,13 +155,7 @@ class DailyScanAgent:
             if not session.affords(DAILY_VIEW):
                 break
             day = session.call(DAILY_VIEW, date=date) or {}
-            observed = {**day.get("counts", {}), **day.get("rates_pct", {})}
-            medians = {**day.get("median_counts", {}), **day.get("median_rates_pct", {})}
-            for name, value in observed.items():
-                entity = ENTITY_BY_NAME[name]
-                if S.public_flag(entity.entity_type, medians[name], value, thresholds[name]):
-                    row = local_row(date, entity, medians[name], value, thresholds[name])
-                    rows[row_key(row)] = row
+            rows.update((row_key(row), row) for row in daily_rows(date, day, thresholds))
         return session.submit(list(rows.values()))
 
 
