@@ -1,4 +1,5 @@
-"""ASGI helpers shared by the server's middlewares: buffer a request body, replay it."""
+"""ASGI helpers shared by the server's middlewares: buffer a request body, replay it, send a
+whole response."""
 
 from __future__ import annotations
 
@@ -45,3 +46,10 @@ def replay(first: dict[str, Any], receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+async def send_response(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Send a whole response: its start (``headers`` and the body's Content-Length), then its body."""
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

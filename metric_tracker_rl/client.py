@@ -242,6 +242,6 @@ def server_failed(error: BaseException) -> bool:
     that the request was wrong."""
     from websockets.exceptions import WebSocketException
 
-    if isinstance(error, ConnectionError | TimeoutError | OSError | WebSocketException):
+    if isinstance(error, OSError | WebSocketException):  # OSError: ConnectionError, TimeoutError too
         return True
     return isinstance(error, RuntimeError) and CAPACITY_CODE in str(error)

@@ -69,10 +69,16 @@ class EpisodeRecord:
     reset_arguments: dict[str, Any]
     actions: list[Any] = field(default_factory=list)
 
+    def begin(
+        self, new_environment: Callable[[], MetricTrackerRlEnvironment]
+    ) -> tuple[MetricTrackerRlEnvironment, MetricTrackerRlObservation]:
+        """A new environment reset with the arguments (under the handle), and its first observation."""
+        environment = new_environment()
+        return environment, environment.reset(**self.reset_arguments, episode_id=self.episode_id)
+
     def replay(self, new_environment: Callable[[], MetricTrackerRlEnvironment]) -> MetricTrackerRlEnvironment:
         """The episode's environment, rebuilt: reset with the arguments, then every action."""
-        environment = new_environment()
-        environment.reset(**self.reset_arguments, episode_id=self.episode_id)
+        environment, _ = self.begin(new_environment)
         for action in self.actions:
             environment.step(action)
         return environment
@@ -146,8 +152,7 @@ class EpisodeStore:
         ``EpisodeLimitError`` when the store is full of episodes in play.
         """
         record = EpisodeRecord(new_handle(), to_jsonable_python(arguments))
-        environment = self.new_environment()
-        observation = environment.reset(**record.reset_arguments, episode_id=record.episode_id)
+        environment, observation = record.begin(self.new_environment)
         with self.records.transaction() as db:
             self._make_room(db)
             db.execute(
@@ -237,12 +242,12 @@ class EpisodeStore:
         rebuilt from the record, with the actions it has not seen replayed."""
         live = self._live.get(episode_id)
         if live is None or live.actions > row.actions:
-            environment = self.new_environment()
-            environment.reset(**row.reset_arguments, episode_id=episode_id)
-            live = _Live(environment, 0)
-        for action in self._actions(db, episode_id, live.actions):
-            live.environment.step(action)
-        live.actions = row.actions
+            record = EpisodeRecord(episode_id, row.reset_arguments, self._actions(db, episode_id, 0))
+            live = _Live(record.replay(self.new_environment), row.actions)
+        else:
+            for action in self._actions(db, episode_id, live.actions):
+                live.environment.step(action)
+            live.actions = row.actions
         self._cache(episode_id, live)
         return live
 

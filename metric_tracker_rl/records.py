@@ -69,11 +69,6 @@ class Records:
                 self._db.execute("PRAGMA synchronous=NORMAL")  # records outlive a crash of this process
             self._db.executescript(SCHEMA)
 
-    @property
-    def shared(self) -> bool:
-        """Whether other processes may write the same records (a file)."""
-        return self.path is not None
-
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of reads and writes: no other thread or process writes meanwhile."""

@@ -28,7 +28,7 @@ from openenv.core.env_server.http_server import create_fastapi_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metric_tracker_rl import kernel_paths
-from metric_tracker_rl.asgi import BodyTooLarge, buffer_body
+from metric_tracker_rl.asgi import BodyTooLarge, buffer_body, send_response
 from metric_tracker_rl.config import ConfigError
 from metric_tracker_rl.environment import MetricTrackerRlEnvironment
 from metric_tracker_rl.episodes import EpisodeLimitError, EpisodeStore
@@ -86,14 +86,7 @@ class BodySizeLimit:
 
 async def _too_large(send: Any, limit: int) -> None:
     body = f'{{"detail":"request body larger than {limit} bytes"}}'.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, 413, body, [(b"content-type", b"application/json")])
 
 
 def _json_safe(value: Any) -> Any:

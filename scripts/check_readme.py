@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +137,11 @@ def _without_code(text: str) -> str:
 
 def broken_links(root: Path = ROOT) -> list[str]:
     """Every relative link of the checked pages whose file or heading does not exist."""
+
+    @cache  # per call: a page is read and parsed once, however many links point into it
+    def headings(page: Path) -> set[str]:
+        return anchors(page.read_text("utf-8"))
+
     problems = []
     for page in pages(root):
         text = (root / page).read_text(encoding="utf-8")
@@ -146,7 +152,7 @@ def broken_links(root: Path = ROOT) -> list[str]:
             linked = (root / page).parent / path if path else root / page
             if not linked.resolve().is_relative_to(root.resolve()) or not linked.exists():
                 problems.append(f"{page}: link {target!r}: no such file {path!r}")
-            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked.read_text("utf-8")):
+            elif anchor and linked.suffix == ".md" and anchor not in headings(linked.resolve()):
                 problems.append(f"{page}: link {target!r}: {path or page} has no heading #{anchor}")
     return problems
 
@@ -340,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = broken_links()
     print(f"links of {len(pages())} pages: {'ok' if not problems else 'FAILED'}", flush=True)
     if args.links:
-        blocks = []
+        return _reported(problems)
     with tempfile.TemporaryDirectory(prefix="readme-") as folder:
         copy = fresh_copy(Path(folder))
         env = block_environment(copy)
@@ -353,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             problems.extend(found)
+    return _reported(problems)
+
+
+def _reported(problems: list[str]) -> int:
+    """Print the problems (to stderr); the exit status."""
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

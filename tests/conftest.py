@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import SERVER_ENV_DROP  # not inherited by the servers: debug off, default limits, ...
+
+from metric_tracker_rl.environment import DEBUG_ENV_VAR
+from metric_tracker_rl.limits import IDLE_TIMEOUT_ENV_VAR, MAX_SESSIONS_ENV_VAR
 
 REPO = Path(__file__).resolve().parents[1]
-DEBUG_ENV_VAR = "METRIC_TRACKER_DEBUG"
-MAX_SESSIONS_ENV_VAR = "METRIC_TRACKER_MAX_SESSIONS"
-MCP_IDLE_ENV_VAR = "METRIC_TRACKER_MCP_IDLE_TIMEOUT"
-# Not inherited by the server: debug off, default limits, no /web UI (tested elsewhere).
-SERVER_ENV_DROP = (DEBUG_ENV_VAR, MAX_SESSIONS_ENV_VAR, MCP_IDLE_ENV_VAR, "ENABLE_WEB_INTERFACE")
-LIMITED_SERVER_ENV = {MAX_SESSIONS_ENV_VAR: "2", MCP_IDLE_ENV_VAR: "1"}
+LIMITED_SERVER_ENV = {MAX_SESSIONS_ENV_VAR: "2", IDLE_TIMEOUT_ENV_VAR: "1"}
 STARTUP_TIMEOUT_S = 150.0
 
 # Binds port 0 itself (no race for a free port), prints it, then serves server.app:app.

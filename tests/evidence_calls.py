@@ -7,11 +7,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from metric_tracker_rl.analysis import assessments_of
-from metric_tracker_rl.evidence import NORMAL
+from metric_tracker_rl.evidence import NORMAL, takes_entity
 from metric_tracker_rl.models import MetricTrackerRlAction
 from metric_tracker_rl.rows import row_key
-
-PER_ENTITY = ("compare_rate_to_median", "compare_count_to_median")
 
 
 def detection_calls(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -20,7 +18,7 @@ def detection_calls(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, dict[s
     for row in rows:
         method = row["detection_method"]
         args = {"date": row["date"]}
-        if method in PER_ENTITY:
+        if takes_entity(method):
             args["entity_name"] = row["entity_name"]
         calls.setdefault((method, tuple(sorted(args.items()))), args)
     return [(method, args) for (method, _), args in calls.items()]

@@ -25,9 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from openai_strict import as_strict_model_sends, strict_errors
-
-from metric_tracker_rl.agents.solver import SolverAgent
-from metric_tracker_rl.environment import MetricTrackerRlEnvironment
+from solver_calls import solver_play
 
 POLICIES = ("solve", "text", "loop", "replay")
 Call = tuple[str, dict[str, Any]]
@@ -312,18 +310,12 @@ def reset_arguments(briefing: str) -> tuple[dict[str, Any], int]:
 def solver_script(reset: str, max_steps: int) -> tuple[tuple[str, str], ...]:
     """The reference solver's tool calls for an episode (reset arguments as JSON), in order:
     (tool name, JSON arguments), the report last."""
-    calls: list[tuple[str, str]] = []
-
-    class Recorder(MetricTrackerRlEnvironment):
-        def step(self, action: Any, **kwargs: Any) -> Any:
-            if action.analysis_method is not None:
-                calls.append((action.analysis_method, json.dumps(action.analysis_args, sort_keys=True)))
-            else:
-                calls.append(("submit_report", json.dumps({"classifications": action.classifications})))
-            return super().step(action, **kwargs)
-
-    SolverAgent().play(Recorder(max_steps=max_steps), json.loads(reset))
-    return tuple(calls)
+    calls, _ = solver_play(json.loads(reset), max_steps)
+    # the analysis calls' arguments sorted, as ``solve`` compares them; the report's as sent
+    return tuple(
+        (name, json.dumps(arguments)) if name == "submit_report" else _key((name, arguments))
+        for name, arguments in calls[1:]
+    )
 
 
 def solve(messages: list[dict[str, Any]], forced: str | None) -> str | list[tuple[str, Any]]:
@@ -334,7 +326,7 @@ def solve(messages: list[dict[str, Any]], forced: str | None) -> str | list[tupl
     briefing = next(m["content"] for m in messages if m.get("role") == "user")
     reset, budget = reset_arguments(briefing)
     script = solver_script(json.dumps(reset, sort_keys=True), budget)
-    answered = [(name, json.dumps(args, sort_keys=True)) for name, args, result in done if "result" in result]
+    answered = [_key((name, args)) for name, args, result in done if "result" in result]
     upcoming = list(script)
     for call in answered:
         if call in upcoming:

@@ -21,16 +21,23 @@ from pathlib import Path
 
 import httpx
 
+from metric_tracker_rl.environment import DEBUG_ENV_VAR
+from metric_tracker_rl.limits import IDLE_TIMEOUT_ENV_VAR, MAX_SESSIONS_ENV_VAR
+from metric_tracker_rl.records import RECORDS_ENV_VAR
+
 REPO = Path(__file__).resolve().parents[1]
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
 STARTUP_TIMEOUT_S = 150.0
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 REPLICA_LINE = re.compile(r"^(\s*)server replica:8000( [^;]*)?;$", re.MULTILINE)
-# What the server's environment must not inherit from the test run.
-DROPPED_ENV = (
-    "METRIC_TRACKER_DEBUG",
-    "METRIC_TRACKER_MAX_SESSIONS",
-    "METRIC_TRACKER_RECORDS",
+# What a server the tests start (here and in conftest.py) must not inherit from the test run:
+# debug off, default limits, records of its own, no /web UI (OpenEnv's variable, which
+# serving.WEB_ENV_VAR names: importing serving here would import OpenEnv at collection).
+SERVER_ENV_DROP = (
+    DEBUG_ENV_VAR,
+    MAX_SESSIONS_ENV_VAR,
+    IDLE_TIMEOUT_ENV_VAR,
+    RECORDS_ENV_VAR,
     "ENABLE_WEB_INTERFACE",
 )
 
@@ -65,7 +72,7 @@ class Served:
 
     def launch(self) -> Served:
         """Start the process (again on its port, once it has one); ``wait`` for it to answer."""
-        env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_DROP}
         command = [sys.executable, "-m", "metric_tracker_rl.cli", "serve", "--host", "127.0.0.1"]
         self._started_at = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("a", encoding="utf-8") as log:

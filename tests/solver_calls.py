@@ -30,8 +30,8 @@ def tool_call(action: MetricTrackerRlAction) -> Call:
 class _Recorder:
     """An agent's environment handle that notes every call as a tool call."""
 
-    def __init__(self) -> None:
-        self.environment = MetricTrackerRlEnvironment()
+    def __init__(self, max_steps: int | None = None) -> None:
+        self.environment = MetricTrackerRlEnvironment(max_steps=max_steps)
         self.calls: list[Call] = []
 
     def reset(self, **config: Any) -> MetricTrackerRlObservation:
@@ -43,10 +43,19 @@ class _Recorder:
         return self.environment.step(action)
 
 
+def solver_play(
+    config: dict[str, Any], max_steps: int | None = None
+) -> tuple[tuple[Call, ...], MetricTrackerRlObservation]:
+    """The reference solver's episode for reset arguments ``config`` (and a step budget, by
+    default the episode's own): its calls, ``start_episode`` first, and its final observation."""
+    recorder = _Recorder(max_steps)
+    final = SolverAgent().play(recorder, config)
+    return tuple(recorder.calls), final
+
+
 @cache
 def solver_calls(task_id: str) -> tuple[Call, ...]:
     """``start_episode``, the solver's analysis calls, its ``submit_report`` (scoring 1.0)."""
-    recorder = _Recorder()
-    final = SolverAgent().play(recorder, {"task_id": task_id})
+    calls, final = solver_play({"task_id": task_id})
     assert final.reward == 1.0, final.message
-    return tuple(recorder.calls)
+    return calls

@@ -439,7 +439,7 @@ def test_a_request_in_openenv_dialect_still_gets_openenv_answers(server_url: str
 
 def test_docs_mcp_host_configurations_name_the_real_commands() -> None:
     from metric_tracker_rl.cli import command_names
-    from metric_tracker_rl.mcp.http import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_ENV_VAR
+    from metric_tracker_rl.limits import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_ENV_VAR
 
     text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
     section = text[text.index("## Use it from an MCP host") :].split("\n## ", 1)[0]

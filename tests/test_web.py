@@ -590,14 +590,22 @@ def browser(web_url: str):
             chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1560, "height": 1000})
+@contextlib.contextmanager
+def browser_page(browser, width: int = 1400, height: int = 900) -> Iterator[Any]:
+    """A page in a browser context of its own (a ``width`` x ``height`` window, the UI's
+    timeout), the context closed afterwards."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(UI_TIMEOUT_MS)
     try:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser):
+    with browser_page(browser, 1560, 1000) as page:
+        yield page
 
 
 def _text(page, selector: str) -> str:
@@ -860,17 +868,12 @@ def test_landing_page_and_one_episode_per_tab(browser, web_url: str) -> None:
 
 @pytestmark_browser
 def test_debug_panel_in_debug_mode(browser, debug_web_url: str) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        page = context.new_page()
+    with browser_page(browser, height=1000) as page:
         open_debugger(page, debug_web_url)
         assert page.locator("#debug-panel").count() == 1
         page.click("#debug-panel button")  # open the accordion
         wait_text(page, "#debug-expected", "rate_spike_from_median")
         assert "decoy_of" in _text(page, "#debug-schedule")
-    finally:
-        context.close()
 
 
 # The result table's first header cells, against the box the table scrolls in.
@@ -886,35 +889,25 @@ FIRST_COLUMNS_JS = """(count) => {
 
 @pytestmark_browser
 def test_a_wide_result_shows_its_first_three_columns_whole_at_1400px(browser, web_url: str) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        page = context.new_page()
+    with browser_page(browser) as page:
         open_debugger(page, web_url)
         page.click("#run-method")  # task_overview: one row per family, many columns
         page.wait_for_selector("#result-table [data-testid=cell-0-0]")
         columns = page.evaluate(FIRST_COLUMNS_JS, 3)
         assert len(columns) == 3 and all(whole for _, whole in columns), columns
         assert_page_fits_the_window(page)
-    finally:
-        context.close()
 
 
 @pytestmark_browser
 def test_the_page_asks_nothing_outside_the_server_and_has_an_icon(browser, web_url: str) -> None:
     """Offline, the page is whole: every request goes to the server (no web fonts), none fails."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(UI_TIMEOUT_MS)
     requested: list[str] = []
     refused: list[str] = []
-    try:
-        page = context.new_page()
+    with browser_page(browser) as page:
         page.on("request", lambda request: requested.append(request.url))
         page.on("response", lambda response: response.status >= 400 and refused.append(response.url))
         open_debugger(page, web_url)
         page.goto(f"{web_url}/favicon.ico")
-    finally:
-        context.close()
     outside = [url for url in requested if not url.startswith((web_url, "data:", "blob:"))]
     assert outside == [] and refused == [], (outside, refused)
     icon = httpx.get(f"{web_url}/favicon.ico", timeout=10)
@@ -960,10 +953,7 @@ def test_the_server_answers_while_the_debugger_is_built_and_web_waits_for_it() -
 def test_targeted_results_fit_the_window(browser, web_url: str, width: int, method_name: str) -> None:
     """A wide result table scrolls inside its own box: the page keeps the window's width,
     headers keep whole words and the verdict column stays in view."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        page = context.new_page()
+    with browser_page(browser, width) as page:
         open_debugger(page, web_url)
         assert_page_fits_the_window(page)
         choose(page, "method-picker", method_name)
@@ -975,8 +965,6 @@ def test_targeted_results_fit_the_window(browser, web_url: str, width: int, meth
         assert_headers_keep_whole_words(page)
         verdict = assert_verdict_in_view(page)
         assert verdict == "normal" or verdict in {f.anomaly_type for f in FAMILIES}
-    finally:
-        context.close()
 
 
 @pytestmark_browser

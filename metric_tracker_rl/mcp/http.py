@@ -23,20 +23,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from metric_tracker_rl.asgi import buffer_body
-from metric_tracker_rl.limits import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_ENV_VAR, idle_timeout_from_env
+from metric_tracker_rl.asgi import buffer_body, send_response
 from metric_tracker_rl.records import Records
 
 MCP_PATH = "/mcp"
 SESSION_HEADER = b"mcp-session-id"
-__all__ = [
-    "DEFAULT_IDLE_TIMEOUT",
-    "IDLE_TIMEOUT_ENV_VAR",
-    "McpDispatch",
-    "StandardMcp",
-    "idle_timeout_from_env",
-    "install",
-]
+__all__ = ["McpDispatch", "StandardMcp", "install"]
 
 
 class StandardMcp:
@@ -61,9 +53,9 @@ class StandardMcp:
     async def running(self) -> AsyncIterator[None]:
         import anyio
 
-        from metric_tracker_rl.mcp.server import build_server, kept_environments
+        from metric_tracker_rl.mcp.server import build_server
 
-        self._server = build_server(self.new_environment or kept_environments(), self.sessions)
+        self._server = build_server(self.new_environment, self.sessions)
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             try:
@@ -91,9 +83,9 @@ class StandardMcp:
             await _json_error(send, 404, "Session not found", code=-32600)
         elif method == "DELETE":
             self.sessions.close(session_id)
-            await _send(send, 200, b"", [])
+            await send_response(send, 200, b"", [])
         elif method == "GET":  # nothing is ever sent unprompted: no stream to offer
-            await _send(send, 405, b"", [(b"allow", b"POST, DELETE")])
+            await send_response(send, 405, b"", [(b"allow", b"POST, DELETE")])
         else:
             await self._answer(session_id, scope, receive, send)
 
@@ -175,13 +167,7 @@ def _opens_session(body: bytes) -> bool:
 
 async def _json_error(send: Any, status: int, message: str, code: int = -32603) -> None:
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
-    await _send(send, status, body, [(b"content-type", b"application/json")])
-
-
-async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, status, body, [(b"content-type", b"application/json")])
 
 
 def install(

@@ -134,12 +134,13 @@ class MetricTrackerTaskset(vf.Taskset[MetricTrackerTask, MetricTrackerConfig]):
         return self.config.split == TRAIN_SPLIT
 
     def load(self) -> Iterator[MetricTrackerTask]:
-        urls = remote.server_urls(self.config.base_url)
+        urls = self.config.base_url  # cleaned by the config's validator
         url = next((url for url in urls if remote.healthy(url)), urls[0])  # tasks are the same on each
         wanted = self.config.difficulty
-        if wanted is not None and wanted not in (choices := _choices(_start_schema(url), "difficulty")):
+        schema = None if wanted is None else _start_schema(url)
+        if schema is not None and wanted not in (choices := _choices(schema, "difficulty")):
             raise ValueError(f"unknown difficulty {wanted!r}; expected one of {choices}")
-        for spec in self._specs(url):
+        for spec in self._specs(url, schema):
             if wanted is not None and spec["reset"].get("difficulty", wanted) != wanted:
                 continue  # no need to ask the server
             observation = remote.first_observation(url, spec["reset"])
@@ -158,21 +159,23 @@ class MetricTrackerTaskset(vf.Taskset[MetricTrackerTask, MetricTrackerConfig]):
             )
             yield MetricTrackerTask(data, self.config.task)
 
-    def _specs(self, url: str) -> Iterator[dict[str, Any]]:
-        """The split's tasks as the Task API gives them: ``{"id", "reset"}``."""
+    def _specs(self, url: str, schema: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The split's tasks as the Task API gives them: ``{"id", "reset"}`` (``schema``:
+        ``start_episode``'s, if already fetched)."""
         split = self.config.split
         if split == TRAIN_SPLIT:
-            yield from self._train_specs(url)
+            yield from self._train_specs(url, schema)
             return
         published = remote.split_names(url)
         if split not in published:
             raise ValueError(f"unknown split {split!r}; expected one of {[*published, TRAIN_SPLIT]}")
         yield from remote.split_tasks(url, split)
 
-    def _train_specs(self, url: str) -> Iterator[dict[str, Any]]:
+    def _train_specs(self, url: str, schema: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every (scenario family, difficulty, density) that ``start_episode`` accepts, in turn,
-        each with the next seed."""
-        schema = _start_schema(url)
+        each with the next seed (``schema``: its input schema, fetched here if not given)."""
+        if schema is None:
+            schema = _start_schema(url)
         choices = [_choices(schema, name) for name in ("scenario_family", "difficulty")]
         densities = _choices(schema, "anomaly_density")
         cells = [
